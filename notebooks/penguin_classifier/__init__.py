@@ -1,0 +1,1 @@
+"""Penguin species classifier: the Databricks deep learning lab as a library."""
