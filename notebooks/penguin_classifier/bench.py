@@ -1,0 +1,131 @@
+"""``penguins bench``: the lab's training loop against this project's, same data and model.
+
+The lab's loop is kept here as the lab wrote it (a DataLoader with one worker process, default
+Adam, all of torch's threads, a ``.item()`` per batch) so the comparison is fair and repeatable.
+"""
+
+from __future__ import annotations
+
+import resource
+import tempfile
+import time
+
+import torch
+import torch.utils.data as td
+from torch import nn
+
+from .ingest import ingest
+from .layout import Lab, read_json
+from .model import create_model
+from .prepare import prepare
+from .runtime import local_spark, shipped_data
+from .train import fit, load_split
+
+
+def lab_train(model, data_loader, optimizer, loss_criteria) -> float:
+    """The lab's ``train`` function."""
+    model.train()
+    train_loss = 0
+    for batch, tensor in enumerate(data_loader):  # noqa: B007 (used after the loop)
+        data, target = tensor
+        optimizer.zero_grad()
+        out = model(data)
+        loss = loss_criteria(out, target)
+        train_loss += loss.item()
+        loss.backward()
+        optimizer.step()
+    return train_loss / (batch + 1)
+
+
+def lab_test(model, data_loader, loss_criteria) -> tuple[float, int]:
+    """The lab's ``test`` function."""
+    model.eval()
+    test_loss, correct, batch_count = 0, 0, 0
+    with torch.no_grad():
+        for _batch, tensor in enumerate(data_loader):
+            batch_count += 1
+            data, target = tensor
+            out = model(data)
+            test_loss += loss_criteria(out, target).item()
+            _, predicted = torch.max(out.data, 1)
+            correct += torch.sum(target == predicted).item()
+    return test_loss / batch_count, correct
+
+
+def lab_loop(train, test, epochs: int, seed: int) -> list[float]:
+    """The lab's 100-epoch loop; returns the training loss by epoch."""
+    model = create_model(seed=seed)
+    train_loader = td.DataLoader(
+        td.TensorDataset(*train), batch_size=20, shuffle=False, num_workers=1
+    )
+    test_loader = td.DataLoader(
+        td.TensorDataset(*test), batch_size=20, shuffle=False, num_workers=1
+    )
+    loss_criteria = nn.CrossEntropyLoss()
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.001)
+    losses = []
+    for _epoch in range(1, epochs + 1):
+        losses.append(lab_train(model, train_loader, optimizer, loss_criteria))
+        lab_test(model, test_loader, loss_criteria)
+    return losses
+
+
+def project_loop(train, test, epochs: int, seed: int) -> list[float]:
+    model = create_model(seed=seed)
+    return [e.train_loss for e in fit(model, train, test, epochs, device="cpu", log=None)]
+
+
+def prepared_lab(spark=None) -> Lab:
+    """A temporary lab folder with the shipped data ingested and prepared at the defaults."""
+    lab = Lab(tempfile.mkdtemp(prefix="penguins-bench-"))
+    ingest(str(shipped_data()), lab.raw)
+    prepare(spark or local_spark(), lab)
+    return lab
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process and of its finished children (the loader worker)."""
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return round(max(own, children) / 1024, 1)
+
+
+def bench(epochs: int = 100, seed: int = 0, lab: Lab | None = None) -> dict:
+    lab = lab or prepared_lab()
+    spec = read_json(lab.features)
+    train = load_split(lab.train, spec["features"], spec["label"])
+    test = load_split(lab.test, spec["features"], spec["label"])
+    start = time.perf_counter()
+    lab_losses = lab_loop(train, test, epochs, seed)
+    lab_s = time.perf_counter() - start
+    start = time.perf_counter()
+    project_losses = project_loop(train, test, epochs, seed)
+    project_s = time.perf_counter() - start
+    return {
+        "epochs": epochs,
+        "train_rows": len(train[1]),
+        "lab_loop_s": round(lab_s, 3),
+        "project_loop_s": round(project_s, 3),
+        "ratio": round(lab_s / project_s, 2),
+        "lab_final_loss": lab_losses[-1],
+        "project_final_loss": project_losses[-1],
+        "max_loss_difference": max(
+            abs(a - b) for a, b in zip(lab_losses, project_losses, strict=True)
+        ),
+        "peak_rss_mb": peak_rss_mb(),
+    }
+
+
+def format_bench(result: dict) -> str:
+    return "\n".join(
+        [
+            f"epochs: {result['epochs']}  training rows: {result['train_rows']}",
+            f"lab loop (DataLoader, num_workers=1): {result['lab_loop_s']:8.3f} s",
+            f"project loop (in-memory batches):     {result['project_loop_s']:8.3f} s",
+            f"ratio: {result['ratio']:.1f}x faster",
+            f"final training loss: lab {result['lab_final_loss']:.6f}  "
+            f"project {result['project_final_loss']:.6f}  "
+            f"(largest per-epoch difference {result['max_loss_difference']:.2e})",
+            f"peak memory (RSS): {result['peak_rss_mb']} MB",
+        ]
+    )

@@ -1,0 +1,155 @@
+"""The ``penguins`` command: run the job locally, predict, benchmark, submit to Databricks."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+
+from .errors import PenguinInputError
+
+
+def parse_assignments(items: list[str], flag: str) -> dict[str, str]:
+    """``["epochs=5", "seed=1"]`` → ``{"epochs": "5", "seed": "1"}``."""
+    values = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise PenguinInputError(f"{flag} {item!r}: expected NAME=VALUE")
+        values[name] = value
+    return values
+
+
+def cmd_run(args) -> int:
+    from .jobs import local_tasks
+    from .layout import Lab, read_json
+    from .runner import run_tasks
+
+    overrides = parse_assignments(args.param, "--param")
+    for name, value in (("source", args.source), ("epochs", args.epochs), ("seed", args.seed)):
+        if value is not None:
+            overrides[name] = str(value)
+    overrides["lab_dir"] = args.lab_dir
+    start = time.perf_counter()
+    tasks = local_tasks()
+    results = run_tasks(tasks, overrides)
+    print("\n===== summary =====")
+    for result in results:
+        print(f"{result.key:<12} {result.seconds:6.1f} s")
+    print(f"{'total':<12} {time.perf_counter() - start:6.1f} s (Spark start-up included)")
+    lab = Lab(args.lab_dir)
+    if lab.evaluation.exists():
+        evaluation = read_json(lab.evaluation)
+        new = evaluation["new_penguin"]
+        print(f"test accuracy: {evaluation['accuracy']:.4f} on {evaluation['rows']} held-out rows")
+        print(f"new penguin {new['input']}: {new['species']}")
+    return 0
+
+
+def number_arg(name: str, value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise PenguinInputError(f"--{name}: {value!r} is not a number") from None
+    if not math.isfinite(number) or number <= 0:
+        raise PenguinInputError(f"--{name}: {value} is not a positive number")
+    return number
+
+
+def cmd_predict(args) -> int:
+    from .layout import Lab
+    from .predict import Penguin, predict
+
+    penguin = Penguin(
+        args.island,
+        number_arg("culmen-length", args.culmen_length),
+        number_arg("culmen-depth", args.culmen_depth),
+        number_arg("flipper-length", args.flipper_length),
+        number_arg("body-mass", args.body_mass),
+    )
+    species, probabilities = predict(Lab(args.lab_dir), penguin)
+    if args.json:
+        print(json.dumps({"species": species, "probabilities": probabilities}))
+    else:
+        print(species)
+        for name, p in probabilities.items():
+            print(f"  {name:<10} {p:.4f}")
+    return 0
+
+
+def cmd_bench(args) -> int:
+    from .bench import bench, format_bench
+
+    if args.epochs < 1:
+        raise PenguinInputError(f"--epochs: {args.epochs} is below 1")
+    result = bench(args.epochs, args.seed)
+    print(json.dumps(result) if args.json else format_bench(result))
+    return 0
+
+
+def cmd_submit(args) -> int:
+    from . import submit
+
+    return submit.main(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="penguins", description="Penguin species classifier: the Databricks deep learning lab."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run the stage notebooks locally, in the job's order")
+    run.add_argument("--lab-dir", default="lab", help="lab folder (default: ./lab)")
+    run.add_argument("--source", help="source CSV: path or http(s) URL (default: shipped data)")
+    run.add_argument("--epochs", type=int, help="training epochs (default: 100)")
+    run.add_argument("--seed", type=int, help="seed of the split and initial weights (default: 0)")
+    run.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="set this widget in every stage that has it (repeatable)",
+    )
+    run.set_defaults(func=cmd_run)
+
+    predict = sub.add_parser("predict", help="species of one penguin from its measurements")
+    predict.add_argument("--lab-dir", default="lab", help="lab folder with a trained model")
+    predict.add_argument("--island", required=True, help="Biscoe, Dream or Torgersen")
+    predict.add_argument("--culmen-length", required=True, metavar="MM")
+    predict.add_argument("--culmen-depth", required=True, metavar="MM")
+    predict.add_argument("--flipper-length", required=True, metavar="MM")
+    predict.add_argument("--body-mass", required=True, metavar="G")
+    predict.add_argument("--json", action="store_true", help="print one JSON object")
+    predict.set_defaults(func=cmd_predict)
+
+    bench = sub.add_parser("bench", help="time the lab's training loop against this project's")
+    bench.add_argument("--epochs", type=int, default=100)
+    bench.add_argument("--seed", type=int, default=0)
+    bench.add_argument("--json", action="store_true", help="print one JSON object")
+    bench.set_defaults(func=cmd_bench)
+
+    submit = sub.add_parser("submit", help="start the deployed Databricks job and follow it")
+    try:
+        from . import submit as submit_module
+
+        submit_module.add_arguments(submit)
+    except ImportError:  # pragma: no cover - the module is part of the package
+        pass
+    submit.set_defaults(func=cmd_submit)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except PenguinInputError as err:
+        print(f"penguins {args.command}: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,8 @@
+"""The one error type for bad input: the CLI and the job runner print it as a single line."""
+
+
+class PenguinInputError(ValueError):
+    """Bad input from the user: a missing file, a wrong column, a value out of range.
+
+    Its message is one line that names the problem and the file, column or value.
+    """

@@ -1,0 +1,122 @@
+"""Stage 5, evaluate: loss curves, learned weights, held-out metrics, the lab's new penguin."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")  # no display needed; Databricks renders the figure through display()
+
+import matplotlib.pyplot as plt  # noqa: E402
+import torch  # noqa: E402
+from torch import nn  # noqa: E402
+
+from .layout import Lab, atomic_file, read_json, write_json  # noqa: E402
+from .model import load_model  # noqa: E402
+from .predict import Penguin, classify  # noqa: E402
+from .train import load_split  # noqa: E402
+
+# The lab's new penguin: island index 1 (Dream in the sorted vocabulary), bill 50.4 mm,
+# depth 15.3 mm, flipper 200 mm, mass 5000 g.
+LAB_PENGUIN = "Dream,50.4,15.3,200,5000"
+
+
+def plot_losses(history: list[dict], path):
+    """Training and validation loss by epoch, saved as PNG (atomically); returns the figure."""
+    epochs = [h["epoch"] for h in history]
+    fig, ax = plt.subplots(figsize=(7, 4))
+    ax.plot(epochs, [h["train_loss"] for h in history], label="training")
+    ax.plot(epochs, [h["val_loss"] for h in history], label="validation")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("loss")
+    ax.set_title("Penguin classifier: loss by epoch")
+    ax.legend()
+    fig.tight_layout()
+    with atomic_file(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
+    fig.penguins_path = str(path)
+    return fig
+
+
+def layer_summary(model: nn.Module) -> str:
+    """Each learned tensor with its shape and values, as the lab prints them."""
+    lines = []
+    for name, param in model.named_parameters():
+        lines.append(f"{name} {tuple(param.shape)}")
+        lines.append(str(param.data.numpy().round(4)))
+    return "\n".join(lines)
+
+
+@torch.no_grad()
+def test_metrics(model: nn.Module, x: torch.Tensor, y: torch.Tensor, species: list[str]) -> dict:
+    """Loss, accuracy, confusion matrix (rows: true, columns: predicted), precision and recall."""
+    model.eval()
+    out = model(x)
+    predicted = out.argmax(dim=1)
+    n = len(species)
+    confusion = torch.zeros((n, n), dtype=torch.int64)
+    for t, p in zip(y.tolist(), predicted.tolist(), strict=True):
+        confusion[t, p] += 1
+    per_species = {}
+    for i, name in enumerate(species):
+        tp = int(confusion[i, i])
+        predicted_i, actual_i = int(confusion[:, i].sum()), int(confusion[i, :].sum())
+        per_species[name] = {
+            "precision": tp / predicted_i if predicted_i else 0.0,
+            "recall": tp / actual_i if actual_i else 0.0,
+            "support": actual_i,
+        }
+    return {
+        "rows": len(y),
+        "loss": nn.functional.cross_entropy(out, y).item(),
+        "accuracy": int((predicted == y).sum()) / len(y),
+        "confusion_matrix": confusion.tolist(),
+        "per_species": per_species,
+    }
+
+
+def format_metrics(metrics: dict, species: list[str]) -> str:
+    lines = [
+        f"Test rows: {metrics['rows']}  loss: {metrics['loss']:.4f}  "
+        f"accuracy: {metrics['accuracy']:.4f}",
+        "Confusion matrix (rows: actual, columns: predicted)",
+        " " * 11 + "".join(f"{s:>11}" for s in species),
+    ]
+    for name, row in zip(species, metrics["confusion_matrix"], strict=True):
+        lines.append(f"{name:>11}" + "".join(f"{v:>11}" for v in row))
+    for name, m in metrics["per_species"].items():
+        lines.append(f"{name:>11}: precision {m['precision']:.3f}  recall {m['recall']:.3f}")
+    return "\n".join(lines)
+
+
+def evaluate_weights(lab: Lab, weights) -> dict:
+    """Held-out metrics of the weights file ``weights`` on ``lab.test``."""
+    spec = read_json(lab.features)
+    model = load_model(lab.model_config, weights)
+    x, y = load_split(lab.test, spec["features"], spec["label"])
+    return test_metrics(model, x, y, spec["species"])
+
+
+def evaluate_stage(lab: Lab, new_penguin: str = LAB_PENGUIN, log=print, display=None) -> dict:
+    """Write the loss plot and ``metrics/evaluation.json``; print what the lab prints."""
+    lab.require(lab.features, lab.test, stage="02_prepare")
+    lab.require(lab.weights, lab.history, stage="04_train")
+    penguin = Penguin.parse(new_penguin)
+    spec = read_json(lab.features)
+    fig = plot_losses(read_json(lab.history)["history"], lab.loss_plot)
+    if display:
+        display(fig)
+    plt.close(fig)
+    model = load_model(lab.model_config, lab.weights)
+    log(layer_summary(model))
+    metrics = evaluate_weights(lab, lab.weights)
+    log(format_metrics(metrics, spec["species"]))
+    species, probabilities = classify(model, penguin, spec)
+    log(f"New penguin {new_penguin}: {species}")
+    log("  " + "  ".join(f"{name} {p:.4f}" for name, p in probabilities.items()))
+    metrics["new_penguin"] = {
+        "input": new_penguin,
+        "species": species,
+        "probabilities": probabilities,
+    }
+    write_json(lab.evaluation, metrics)
+    return metrics

@@ -1,0 +1,94 @@
+"""Stage 1: the source CSV is checked and copied in the lab's format, or refused with one line."""
+
+from __future__ import annotations
+
+import pytest
+from penguin_classifier.errors import PenguinInputError
+from penguin_classifier.ingest import COLUMNS, ingest, parse_rows
+from penguin_classifier.runtime import shipped_data
+
+DATA = shipped_data()
+
+HEADER = ",".join(COLUMNS)
+
+
+def test_shipped_data_is_copied_with_its_two_incomplete_rows(tmp_path):
+    report = ingest(str(DATA), tmp_path / "raw.csv")
+    # 344 penguins; the two without measurements are rows 4 (Torgersen) and 272 (Biscoe).
+    assert report.rows == 344
+    assert [(r["row"], r["Island"], r["Species"]) for r in report.incomplete] == [
+        (4, "Torgersen", "0"),
+        (272, "Biscoe", "1"),
+    ]
+    # The shipped file is already in the lab's format, so the copy is byte for byte the same.
+    assert (tmp_path / "raw.csv").read_bytes() == DATA.read_bytes()
+
+
+def test_crlf_bom_extra_and_reordered_columns_are_read_correctly(tmp_path):
+    text = (
+        "\ufeffSpecies,Sex,BodyMass,Island,FlipperLength,CulmenDepth,CulmenLength\r\n"
+        "0,male,3750,Torgersen,181,18.7,39.1\r\n"
+        "1,female,,Biscoe,,,\r\n"
+    )
+    source = tmp_path / "odd.csv"
+    source.write_bytes(text.encode("utf-8"))
+    report = ingest(str(source), tmp_path / "raw.csv")
+    assert report.rows == 2
+    assert (tmp_path / "raw.csv").read_text() == (
+        f"{HEADER}\nTorgersen,39.1,18.7,181,3750,0\nBiscoe,,,,,1\n"
+    )
+
+
+BAD_INPUTS = [
+    # (file content or None for a missing file, expected message)
+    (None, r"source not found: .*missing\.csv"),
+    ("", r"bad\.csv: file is empty"),
+    (HEADER + "\n", r"bad\.csv: no data rows after the header"),
+    (
+        "Island,CulmenLength,CulmenDepth,FlipperLength,Species\nDream,1,2,3,0\n",
+        r"bad\.csv: missing required column BodyMass \(found: Island, .*\)",
+    ),
+    (
+        HEADER + "\nDream,39.1,abc,181,3750,0\n",
+        r"bad\.csv line 2: column CulmenDepth: 'abc' is not a number",
+    ),
+    (
+        HEADER + "\nDream,39.1,18.7,-181,3750,0\n",
+        r"bad\.csv line 2: column FlipperLength: '-181' is not a non-negative number",
+    ),
+    (HEADER + "\nDream,39.1,18.7,181,3750,7\n", r"bad\.csv line 2: column Species: '7'"),
+    (HEADER + "\n,39.1,18.7,181,3750,0\n", r"bad\.csv line 2: column Island is empty"),
+]
+
+
+@pytest.mark.parametrize(("content", "message"), BAD_INPUTS)
+def test_bad_sources_are_refused_and_nothing_is_written(tmp_path, content, message):
+    source = tmp_path / ("missing.csv" if content is None else "bad.csv")
+    if content is not None:
+        source.write_text(content)
+    out = tmp_path / "raw" / "penguins.csv"
+    with pytest.raises(PenguinInputError, match=message):
+        ingest(str(source), out)
+    assert not (tmp_path / "raw").exists()  # checked before anything is written
+
+
+def test_a_failed_ingest_keeps_the_previous_copy(tmp_path):
+    out = tmp_path / "raw.csv"
+    ingest(str(DATA), out)
+    before = out.read_bytes()
+    bad = tmp_path / "bad.csv"
+    bad.write_text(HEADER + "\nDream,x,1,1,1,0\n")
+    with pytest.raises(PenguinInputError):
+        ingest(str(bad), out)
+    assert out.read_bytes() == before
+
+
+def test_unreachable_url_is_one_clear_error():
+    # Port 9 on the loopback address: nothing listens there, so the connection is refused.
+    with pytest.raises(PenguinInputError, match=r"cannot download source http://127\.0\.0\.1:9/"):
+        ingest("http://127.0.0.1:9/penguins.csv", "/nonexistent/raw.csv")
+
+
+def test_non_utf8_bytes_are_refused():
+    with pytest.raises(PenguinInputError, match="not UTF-8"):
+        parse_rows(b"\xff\xfe\x00", "x.csv")

@@ -1,0 +1,94 @@
+"""The stage notebooks: Databricks source format, thin, and runnable unchanged."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from penguin_classifier.jobs import local_tasks
+from penguin_classifier.runner import notebook_widgets
+from penguin_classifier.runtime import project_root
+
+ROOT = project_root()
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.py"))
+
+
+def test_notebooks_are_found():
+    # A glob that matches nothing would make the tests below pass vacuously.
+    assert [p.name for p in NOTEBOOKS][:5] == [
+        "01_ingest.py",
+        "02_prepare.py",
+        "03_model.py",
+        "04_train.py",
+        "05_evaluate.py",
+    ]
+    assert [t.key for t in local_tasks()][:5] == ["ingest", "prepare", "model", "train", "evaluate"]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_databricks_source_format(path):
+    text = path.read_text()
+    cells = text.split("\n# COMMAND ----------\n")
+    assert text.startswith("# Databricks notebook source\n# MAGIC %md\n")
+    assert len(cells) >= 4  # banner, widgets, parameters, work
+    assert all(line.startswith("# MAGIC") for line in cells[0].splitlines()[1:] if line)
+    assert "dbutils.widgets.text" in cells[1]
+    widgets = notebook_widgets(path)
+    assert "lab_dir" in widgets
+    for name in widgets:  # every parameter is described in the banner
+        assert f"`{name}`" in cells[0]
+
+
+def test_every_stage_wrote_its_outputs(lab_run):
+    lab, results = lab_run
+    assert [r.key for r in results] == ["ingest", "prepare", "model", "train", "evaluate"]
+    for path in [
+        lab.raw,
+        lab.train,
+        lab.test,
+        lab.features,
+        lab.initial_weights,
+        lab.model_config,
+        lab.weights,
+        lab.history,
+        lab.loss_plot,
+        lab.evaluation,
+    ]:
+        assert path.exists(), path
+    values = {k: v for r in results for k, v in r.task_values.items()}
+    assert values["raw_rows"] == 344 and values["train_rows"] == 960
+    assert values["test_accuracy"] >= 0.97
+
+
+def test_a_notebook_runs_as_a_plain_script(tmp_path):
+    lab = tmp_path / "lab"
+    result = subprocess.run(
+        [sys.executable, "notebooks/01_ingest.py", "--lab_dir", str(lab)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "344 rows written" in result.stdout
+    assert (lab / "raw" / "penguins.csv").exists()
+
+
+def test_a_notebook_script_with_bad_input_exits_2_with_one_line(tmp_path):
+    result = subprocess.run(
+        [
+            sys.executable,
+            "notebooks/01_ingest.py",
+            "--lab_dir",
+            str(tmp_path),
+            "--source",
+            "nope.csv",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip() == "error: source not found: nope.csv"
