@@ -8,7 +8,7 @@ import math
 import sys
 import time
 
-from .errors import PenguinInputError
+from .errors import PenguinInputError, PenguinRunError
 
 
 def parse_assignments(items: list[str], flag: str) -> dict[str, str]:
@@ -40,6 +40,12 @@ def cmd_run(args) -> int:
         print(f"{result.key:<12} {result.seconds:6.1f} s")
     print(f"{'total':<12} {time.perf_counter() - start:6.1f} s (Spark start-up included)")
     lab = Lab(args.lab_dir)
+    if lab.distributed_metrics.exists():
+        d = read_json(lab.distributed_metrics)
+        print(
+            f"distributed ({d['backend']}, {d['num_processes']} processes): test accuracy "
+            f"{d['accuracy']:.4f}, {d['wall_s']:.1f} s"
+        )
     if lab.evaluation.exists():
         evaluation = read_json(lab.evaluation)
         new = evaluation["new_penguin"]
@@ -149,6 +155,9 @@ def main(argv: list[str] | None = None) -> int:
     except PenguinInputError as err:
         print(f"penguins {args.command}: {err}", file=sys.stderr)
         return 2
+    except PenguinRunError as err:
+        print(f"penguins {args.command}: {err}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

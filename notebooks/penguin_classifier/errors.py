@@ -6,3 +6,10 @@ class PenguinInputError(ValueError):
 
     Its message is one line that names the problem and the file, column or value.
     """
+
+
+class PenguinRunError(RuntimeError):
+    """A run that failed for a reason other than input (a distributed rank raised, a timeout).
+
+    Its message is one line: what failed and the first error behind it.
+    """

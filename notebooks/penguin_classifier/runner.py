@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import PenguinInputError
+from .errors import PenguinInputError, PenguinRunError
 from .runtime import LazySpark, LocalDbutils, local_display
 
 
@@ -82,6 +82,8 @@ def run_tasks(tasks: list[Task], overrides: dict[str, str], spark=None, log=prin
             dbutils = run_notebook(task.notebook, {**task.params, **overrides}, spark)
         except PenguinInputError as err:
             raise PenguinInputError(f"{task.key}: {err}") from None
+        except PenguinRunError as err:
+            raise PenguinRunError(f"{task.key}: {err}") from None
         seconds = time.perf_counter() - start
         log(f"----- {task.key} done in {seconds:.1f} s")
         results.append(TaskResult(task.key, seconds, dict(dbutils.jobs.taskValues.values)))

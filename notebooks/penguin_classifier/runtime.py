@@ -150,13 +150,13 @@ def notebook_runtime(namespace: dict):
 
 
 def one_line_input_errors(kind, error, tb) -> None:
-    """For notebooks run as scripts: bad input is one line on stderr and exit status 2."""
-    from .errors import PenguinInputError
+    """For notebooks run as scripts: bad input (exit 2) or a failed run (exit 1) is one line."""
+    from .errors import PenguinInputError, PenguinRunError
 
-    if issubclass(kind, PenguinInputError):
+    if issubclass(kind, (PenguinInputError, PenguinRunError)):
         print(f"error: {error}", file=sys.stderr, flush=True)
         sys.stdout.flush()
-        os._exit(2)
+        os._exit(2 if issubclass(kind, PenguinInputError) else 1)
     sys.__excepthook__(kind, error, tb)
 
 

@@ -84,7 +84,7 @@ def train_epoch(model: nn.Module, batches, optimizer, loss_fn) -> float:
     model.train()
     total = torch.zeros((), device=next(model.parameters()).device)
     for data, target in batches:
-        optimizer.zero_grad(set_to_none=True)
+        optimizer.zero_grad()
         loss = loss_fn(model(data), target)
         loss.backward()
         optimizer.step()

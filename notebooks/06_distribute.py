@@ -1,0 +1,66 @@
+# Databricks notebook source
+# MAGIC %md
+# MAGIC # 06 Distribute: the same training on several processes, with Horovod or TorchDistributor
+# MAGIC
+# MAGIC Runs the lab's training as a per-rank function on `num_processes` processes: each rank trains on
+# MAGIC its own shard of the training set (DistributedSampler), with the learning rate × world size,
+# MAGIC the same initial state on every rank and averaged gradients; rank 0 saves
+# MAGIC `<lab_dir>/distributed/penguin_classifier.pt`. Then evaluates that model on the test set beside
+# MAGIC the single-process model and writes `<lab_dir>/metrics/distributed.json`.
+# MAGIC Last task of the `penguin_training` job; needs `05_evaluate`.
+# MAGIC
+# MAGIC Backends: `horovod` uses `sparkdl.HorovodRunner(np=-N)` on Databricks Runtime ML (up to 15.4 LTS,
+# MAGIC processes on the driver) and `horovod.spark.run` elsewhere; `torch` uses `TorchDistributor`
+# MAGIC (the way on newer ML runtimes); `auto` picks Horovod where it is installed, else TorchDistributor.
+# MAGIC
+# MAGIC | parameter | required | default | meaning |
+# MAGIC | --- | --- | --- | --- |
+# MAGIC | `lab_dir` | yes on Databricks | `lab` | lab folder |
+# MAGIC | `backend` | no | `auto` | `auto`, `horovod` or `torch` |
+# MAGIC | `num_processes` | no | `2` | processes (ranks) |
+# MAGIC | `epochs` | no | `100` | passes over each rank's shard |
+# MAGIC | `lr` | no | `0.001` | learning rate of one process; multiplied by the number of processes |
+# MAGIC | `batch_size` | no | `20` | rows per batch on each rank |
+# MAGIC | `local_mode` | no | `true` | TorchDistributor: `true` runs processes on the driver, `false` as barrier tasks on workers |
+# MAGIC | `timeout_minutes` | no | `10` | the whole distributed run is stopped after this long |
+
+# COMMAND ----------
+
+# DBTITLE 1,Widgets
+from penguin_classifier.runtime import notebook_runtime
+
+spark, dbutils, display = notebook_runtime(globals())
+dbutils.widgets.text("lab_dir", "lab", "Lab folder")
+dbutils.widgets.text("backend", "auto", "Backend: auto, horovod or torch")
+dbutils.widgets.text("num_processes", "2", "Processes")
+dbutils.widgets.text("epochs", "100", "Epochs")
+dbutils.widgets.text("lr", "0.001", "Learning rate of one process")
+dbutils.widgets.text("batch_size", "20", "Batch size")
+dbutils.widgets.text("local_mode", "true", "TorchDistributor local mode")
+dbutils.widgets.text("timeout_minutes", "10", "Timeout (minutes)")
+
+# COMMAND ----------
+
+# DBTITLE 1,Read parameters
+from penguin_classifier import params
+from penguin_classifier.distribute import BACKENDS
+from penguin_classifier.layout import Lab
+
+lab = Lab(params.text(dbutils, "lab_dir"))
+backend = params.choice(dbutils, "backend", BACKENDS)
+num_processes = params.integer(dbutils, "num_processes", minimum=1)
+epochs = params.integer(dbutils, "epochs", minimum=1)
+lr = params.number(dbutils, "lr", low=0.0)
+batch_size = params.integer(dbutils, "batch_size", minimum=1)
+local_mode = params.choice(dbutils, "local_mode", ["true", "false"]) == "true"
+timeout_s = 60 * params.number(dbutils, "timeout_minutes", low=0.0)
+
+# COMMAND ----------
+
+# DBTITLE 1,Train on several processes and compare
+from penguin_classifier.distribute import distribute_stage
+
+summary = distribute_stage(
+    lab, spark, backend, num_processes, epochs, lr, batch_size, local_mode, timeout_s
+)
+dbutils.jobs.taskValues.set("distributed_accuracy", summary["accuracy"])

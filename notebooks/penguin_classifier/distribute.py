@@ -1,0 +1,312 @@
+"""Stage 6, distribute: the lab's training again, on several processes, with Horovod or DDP.
+
+Backends and where each runs:
+
+* ``horovod`` on Databricks Runtime ML (≤ 15.4 LTS): ``sparkdl.HorovodRunner(np=-N)``, N
+  processes on the driver, which is what a single-node cluster has;
+* ``horovod`` elsewhere: ``horovod.spark.run(fn, num_proc=N)`` on the active SparkSession;
+* ``torch``: ``TorchDistributor(num_processes=N, local_mode=..., use_gpu=<cuda available>)``,
+  DDP over gloo on CPUs (nccl on GPUs); ``local_mode=False`` runs barrier tasks across workers;
+* ``auto``: Horovod where it is installed, else TorchDistributor.
+
+Rank 0 saves into a private run folder; the weights are moved to ``distributed/`` only when
+every rank finished, so a failed run leaves no partial model.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+import shutil
+import sys
+import threading
+import time
+import traceback
+import uuid
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import PenguinInputError, PenguinRunError
+from .evaluate import evaluate_weights
+from .layout import Lab, read_json, write_json
+from .rank_training import train_rank_horovod, train_rank_torch
+from .runtime import on_databricks
+
+BACKENDS = ["auto", "horovod", "torch"]
+
+
+@dataclass(frozen=True)
+class Launch:
+    backend: str  # horovod | torch
+    launcher: str  # HorovodRunner | horovod.spark.run | TorchDistributor
+
+
+def installed(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def choose_launch(
+    backend: str, *, databricks: bool, has_horovod: bool, has_sparkdl: bool
+) -> Launch:
+    """Which launcher runs ``backend`` here; a clear error when it cannot run."""
+    if backend not in BACKENDS:
+        raise PenguinInputError(f"parameter backend: {backend!r} is not one of {BACKENDS}")
+    if backend == "auto":
+        backend = "horovod" if has_horovod else "torch"
+    if backend == "torch":
+        return Launch("torch", "TorchDistributor")
+    if not has_horovod:
+        raise PenguinInputError(
+            "backend horovod: horovod is not installed (Databricks Runtime ML up to 15.4 LTS "
+            "ships it; locally run scripts/install_horovod.sh); or use backend=torch"
+        )
+    if databricks and has_sparkdl:
+        return Launch("horovod", "HorovodRunner")
+    return Launch("horovod", "horovod.spark.run")
+
+
+def check_num_processes(num_processes: int, slots: int | None, launch: Launch, local_mode: bool):
+    """Spark launchers need a task slot per process; fail now rather than wait for a timeout."""
+    if num_processes < 1:
+        raise PenguinInputError(f"parameter num_processes: {num_processes} is below 1")
+    needs_slots = launch.launcher == "horovod.spark.run" or (
+        launch.launcher == "TorchDistributor" and not local_mode
+    )
+    if needs_slots and slots is not None and num_processes > slots:
+        raise PenguinInputError(
+            f"parameter num_processes: {num_processes} processes need {num_processes} Spark task "
+            f"slots, this cluster has {slots}"
+        )
+
+
+@contextmanager
+def importable_by_workers():
+    """Let fresh worker interpreters import ``penguin_classifier`` wherever it lives.
+
+    ``PYTHONPATH`` (honoured by TorchDistributor's torchrun and Horovod's processes) gets the
+    folder holding the package, a workspace folder on Databricks; cloudpickle also ships the
+    package's functions by value, for launchers that unpickle before any path is set.
+    """
+    package_parent = str(Path(__file__).resolve().parents[1])
+    before = os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (package_parent, before) if p)
+    for name in ("cloudpickle", "pyspark.cloudpickle"):
+        if installed(name):
+            module = importlib.import_module(name)
+            module.register_pickle_by_value(sys.modules[__package__])
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("PYTHONPATH", None)
+        else:
+            os.environ["PYTHONPATH"] = before
+
+
+def launch_ranks(launch: Launch, fn, job: dict, num_processes: int, local_mode: bool):
+    """Run ``fn(job)`` on ``num_processes`` processes; return one rank's (all-reduced) result."""
+    if launch.launcher == "HorovodRunner":
+        from sparkdl import HorovodRunner
+
+        # Negative np: processes on the driver, the only node of a single-node cluster.
+        return HorovodRunner(np=-num_processes, driver_log_verbosity="all").run(fn, job=job)
+    if launch.launcher == "horovod.spark.run":
+        import horovod.spark
+
+        results = horovod.spark.run(
+            fn,
+            args=(job,),
+            num_proc=num_processes,
+            start_timeout=job["start_timeout_s"],
+            use_gloo=True,
+            # Horovod's rendezvous waits this long for a rank that never comes (default 30 s).
+            env={**os.environ, "HOROVOD_GLOO_TIMEOUT_SECONDS": str(int(job["start_timeout_s"]))},
+            verbose=0,
+        )
+        return results[0]
+    from pyspark.ml.torch.distributor import TorchDistributor
+
+    distributor = TorchDistributor(
+        num_processes=num_processes, local_mode=local_mode, use_gpu=job["use_gpu"]
+    )
+    return distributor.run(fn, job)
+
+
+def run_with_timeout(call, timeout_s: float, on_timeout):
+    """``call()`` in this thread (launchers set signal handlers, which only the main thread
+    may); a watchdog thread calls ``on_timeout()`` after ``timeout_s``, which makes it fail."""
+    done, fired = threading.Event(), threading.Event()
+
+    def watchdog():
+        if not done.wait(timeout_s):
+            fired.set()
+            on_timeout()
+
+    threading.Thread(target=watchdog, name="penguins-watchdog", daemon=True).start()
+    try:
+        result = call()
+    except BaseException:
+        if fired.is_set():
+            raise PenguinRunError(
+                f"distributed run did not finish within {timeout_s:.0f} s; stopped"
+            ) from None
+        raise
+    finally:
+        done.set()
+    if fired.is_set():
+        raise PenguinRunError(f"distributed run did not finish within {timeout_s:.0f} s; stopped")
+    return result
+
+
+def stop_workers(spark) -> None:
+    """Cancel the Spark jobs of a run and end the worker processes it started."""
+    try:
+        spark.sparkContext.cancelAllJobs()
+    except Exception:  # noqa: BLE001 - best effort on the way out
+        pass
+    try:
+        import psutil
+    except ImportError:
+        return
+    for child in psutil.Process().children(recursive=True):
+        try:
+            cmdline = " ".join(child.cmdline())
+        except psutil.Error:
+            continue
+        if "torch.distributed.run" in cmdline or "torchrun" in cmdline or "horovod" in cmdline:
+            child.kill()
+
+
+RANK_VARIABLES = ("RANK", "HOROVOD_RANK", "OMPI_COMM_WORLD_RANK")
+
+
+def reporting_errors(fn):
+    """Wrap a per-rank function: an error's last line goes to the run folder before it is
+    raised, since launchers report a failed rank only as "see the logs"."""
+
+    def rank_main(job: dict):
+        try:
+            return fn(job)
+        except Exception as error:
+            rank = next((os.environ[v] for v in RANK_VARIABLES if v in os.environ), "?")
+            line = traceback.format_exception_only(type(error), error)[-1].strip()
+            Path(job["run_dir"], f"rank-{rank}.error").write_text(f"rank {rank}: {line}\n")
+            raise
+
+    return rank_main
+
+
+ERROR_LINE = re.compile(r"^([A-Za-z_][\w.]*(Error|Exception|Interrupt|Exit))(: .*)?$")
+
+
+def rank_error(run_dir: Path, error: BaseException) -> str:
+    """One line for a failed run: the ranks' own error lines, else the launcher's last one."""
+    lines = [p.read_text().strip() for p in sorted(run_dir.glob("rank-*.error"))]
+    if lines:
+        return "; ".join(lines)
+    found = [
+        m.group(0) for line in str(error).splitlines() if (m := ERROR_LINE.match(line.strip()))
+    ]
+    if found:
+        return found[-1]
+    first = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {first[0] if first else ''}".strip()
+
+
+def distribute_stage(
+    lab: Lab,
+    spark,
+    backend: str = "auto",
+    num_processes: int = 2,
+    epochs: int = 100,
+    lr: float = 0.001,
+    batch_size: int = 20,
+    local_mode: bool = True,
+    timeout_s: float = 600,
+    start_timeout_s: float = 120,
+    rank_fn=None,
+    log=print,
+) -> dict:
+    """Train on ``num_processes`` processes, evaluate rank 0's model beside the single one."""
+    lab.require(lab.features, lab.train, lab.test, stage="02_prepare")
+    lab.require(lab.model_config, lab.initial_weights, stage="03_model")
+    lab.require(lab.evaluation, stage="05_evaluate")
+    launch = choose_launch(
+        backend,
+        databricks=on_databricks(),
+        has_horovod=installed("horovod.torch"),
+        has_sparkdl=installed("sparkdl"),
+    )
+    import torch
+
+    use_gpu = torch.cuda.is_available()
+    sc = spark.sparkContext  # starts a lazy local session: the Spark launchers need one
+    check_num_processes(num_processes, sc.defaultParallelism, launch, local_mode)
+    fn = reporting_errors(
+        rank_fn or (train_rank_horovod if launch.backend == "horovod" else train_rank_torch)
+    )
+    run_dir = lab.distributed_weights.parent / f".run-{uuid.uuid4().hex[:12]}"
+    run_dir.mkdir(parents=True)
+    job = {
+        "lab_dir": str(lab.root.resolve()),
+        "run_dir": str(run_dir.resolve()),
+        "epochs": epochs,
+        "lr": lr,
+        "batch_size": batch_size,
+        "use_gpu": use_gpu,
+        "start_timeout_s": start_timeout_s,
+    }
+    log(f"{launch.launcher}: {num_processes} processes, backend {launch.backend}")
+    start = time.perf_counter()
+    try:
+        with importable_by_workers():
+            result = run_with_timeout(
+                lambda: launch_ranks(launch, fn, job, num_processes, local_mode),
+                timeout_s,
+                lambda: stop_workers(spark),
+            )
+        wall_s = time.perf_counter() - start
+        saved = run_dir / "penguin_classifier.pt"
+        if not saved.exists():
+            raise PenguinRunError(f"{launch.launcher} finished but rank 0 saved no model")
+        os.replace(saved, lab.distributed_weights)
+    except PenguinRunError:
+        raise
+    except Exception as error:  # noqa: BLE001 - reported as one line
+        raise PenguinRunError(f"{launch.launcher} failed: {rank_error(run_dir, error)}") from None
+    finally:
+        shutil.rmtree(run_dir, ignore_errors=True)
+    metrics = evaluate_weights(lab, lab.distributed_weights)
+    summary = {
+        "backend": launch.backend,
+        "launcher": launch.launcher,
+        "num_processes": num_processes,
+        "local_mode": local_mode,
+        "epochs": epochs,
+        "lr_per_process": lr,
+        "batch_size": batch_size,
+        "accuracy": metrics["accuracy"],
+        "loss": metrics["loss"],
+        "single_accuracy": read_json(lab.evaluation)["accuracy"],
+        "wall_s": round(wall_s, 3),
+        "train_s": round(result["train_s"], 3),
+        "startup_s": round(wall_s - result["train_s"], 3),
+        "train_loss": result["train_loss"],
+        "shard_sizes": result["shard_sizes"],
+        "shared_rows": result["shared_rows"],
+        "train_rows": result["train_rows"],
+    }
+    write_json(lab.distributed_metrics, summary)
+    log(
+        f"test accuracy: distributed {summary['accuracy']:.4f} ({num_processes} processes, "
+        f"{launch.backend}) vs single process {summary['single_accuracy']:.4f}\n"
+        f"wall {summary['wall_s']:.1f} s (training {summary['train_s']:.1f} s, start-up "
+        f"{summary['startup_s']:.1f} s); shards {summary['shard_sizes']} rows, "
+        f"{summary['shared_rows']} shared"
+    )
+    return summary
