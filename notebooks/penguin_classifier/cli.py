@@ -27,19 +27,24 @@ def cmd_run(args) -> int:
     from .layout import Lab, read_json
     from .runner import run_tasks
 
+    variables = parse_assignments(args.var, "--var")
+    if args.lab_dir is not None:
+        variables["lab_dir"] = args.lab_dir
+    if args.source is not None:
+        variables["source_url"] = args.source
     overrides = parse_assignments(args.param, "--param")
-    for name, value in (("source", args.source), ("epochs", args.epochs), ("seed", args.seed)):
+    for name, value in (("epochs", args.epochs), ("seed", args.seed)):
         if value is not None:
             overrides[name] = str(value)
-    overrides["lab_dir"] = args.lab_dir
     start = time.perf_counter()
-    tasks = local_tasks()
+    tasks = local_tasks(variables, args.target)
+    print("tasks (databricks.yml): " + " -> ".join(t.key for t in tasks))
     results = run_tasks(tasks, overrides)
     print("\n===== summary =====")
     for result in results:
         print(f"{result.key:<12} {result.seconds:6.1f} s")
     print(f"{'total':<12} {time.perf_counter() - start:6.1f} s (Spark start-up included)")
-    lab = Lab(args.lab_dir)
+    lab = Lab(overrides.get("lab_dir") or tasks[0].params["lab_dir"])
     if lab.distributed_metrics.exists():
         d = read_json(lab.distributed_metrics)
         print(
@@ -90,9 +95,41 @@ def cmd_bench(args) -> int:
 
     if args.epochs < 1:
         raise PenguinInputError(f"--epochs: {args.epochs} is below 1")
+    if args.distributed:
+        from .bench_distributed import HEADER, bench_distributed
+
+        if not args.json:
+            print(HEADER)
+        rows = bench_distributed(args.epochs, log=None if args.json else print)
+        if args.json:
+            print(json.dumps(rows))
+        return 0
     result = bench(args.epochs, args.seed)
     print(json.dumps(result) if args.json else format_bench(result))
     return 0
+
+
+def cmd_validate(args) -> int:
+    from pathlib import Path
+
+    from .bundle import bundle_file, load_bundle
+    from .bundle_checks import check_bundle, load_schema, schema_problems
+
+    path = Path(args.bundle) if args.bundle else bundle_file()
+    if not path.is_file():
+        raise PenguinInputError(f"{path} not found")
+    config = load_bundle(path)
+    problems = check_bundle(config, path.parent)
+    checked = "consistency"
+    if args.schema:
+        if not Path(args.schema).is_file():
+            raise PenguinInputError(f"--schema {args.schema} not found")
+        problems += schema_problems(config, load_schema(Path(args.schema)))
+        checked += " and JSON schema"
+    for problem in problems:
+        print(f"{path.name}: {problem}")
+    print(f"{path.name}: {checked} checked, {len(problems)} problem(s)")
+    return 1 if problems else 0
 
 
 def cmd_submit(args) -> int:
@@ -107,9 +144,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True)
 
-    run = sub.add_parser("run", help="run the stage notebooks locally, in the job's order")
-    run.add_argument("--lab-dir", default="lab", help="lab folder (default: ./lab)")
+    run = sub.add_parser(
+        "run", help="run the job of databricks.yml locally: its tasks, order and parameters"
+    )
+    run.add_argument("--lab-dir", help="lab folder (default: ./lab)")
     run.add_argument("--source", help="source CSV: path or http(s) URL (default: shipped data)")
+    run.add_argument(
+        "--var",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="set a variable of databricks.yml (repeatable), e.g. --var distribute_backend=torch",
+    )
+    run.add_argument("--target", default="dev", help="bundle target (default: dev)")
     run.add_argument("--epochs", type=int, help="training epochs (default: 100)")
     run.add_argument("--seed", type=int, help="seed of the split and initial weights (default: 0)")
     run.add_argument(
@@ -135,7 +182,19 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--epochs", type=int, default=100)
     bench.add_argument("--seed", type=int, default=0)
     bench.add_argument("--json", action="store_true", help="print one JSON object")
+    bench.add_argument(
+        "--distributed",
+        action="store_true",
+        help="1 process against 2 per backend, on the lab's data and on a x200 training set",
+    )
     bench.set_defaults(func=cmd_bench)
+
+    validate = sub.add_parser(
+        "validate", help="check databricks.yml: single node, notebooks, widgets, the task chain"
+    )
+    validate.add_argument("--bundle", help="bundle file (default: the project's databricks.yml)")
+    validate.add_argument("--schema", help="also validate against this bundle JSON schema file")
+    validate.set_defaults(func=cmd_validate)
 
     submit = sub.add_parser("submit", help="start the deployed Databricks job and follow it")
     try:

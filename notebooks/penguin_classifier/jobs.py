@@ -1,12 +1,21 @@
-"""The job's tasks for a local run: the stage notebooks in order."""
+"""The job's tasks for a local run: the task graph of ``databricks.yml``, with local variables.
+
+On a workspace the job reads and writes a Unity Catalog volume and downloads the lab's CSV;
+locally the same tasks run with two variables changed: ``lab_dir`` (``./lab``) and
+``source_url`` (the shipped ``data/penguins.csv``). ``--var`` overrides any variable.
+"""
 
 from __future__ import annotations
 
+from .bundle import job_tasks, load_bundle
 from .runner import Task
-from .runtime import project_root
+from .runtime import shipped_data
 
 
-def local_tasks() -> list[Task]:
-    """One task per stage notebook ``notebooks/NN_stage.py``, in file-name order."""
-    notebooks = sorted((project_root() / "notebooks").glob("[0-9][0-9]_*.py"))
-    return [Task(path.stem.split("_", 1)[1], path) for path in notebooks]
+def local_variables() -> dict[str, str]:
+    return {"lab_dir": "lab", "source_url": str(shipped_data())}
+
+
+def local_tasks(variables: dict[str, str] | None = None, target: str = "dev") -> list[Task]:
+    """The bundle's tasks in dependency order, parameters resolved for a local run."""
+    return job_tasks(load_bundle(), {**local_variables(), **(variables or {})}, target)

@@ -134,7 +134,12 @@ def fit(
 
 
 def train_stage(
-    lab: Lab, epochs: int = 100, lr: float = 0.001, batch_size: int = 20, device: str = "auto"
+    lab: Lab,
+    epochs: int = 100,
+    lr: float = 0.001,
+    batch_size: int = 20,
+    device: str = "auto",
+    log=print,
 ) -> list[Epoch]:
     """Train from ``model/initial.pt``; write the weights and the history atomically."""
     lab.require(lab.features, stage="02_prepare")
@@ -143,7 +148,7 @@ def train_stage(
     model = load_model(lab.model_config, lab.initial_weights)
     train = load_split(lab.train, spec["features"], spec["label"])
     test = load_split(lab.test, spec["features"], spec["label"])
-    history = fit(model, train, test, epochs, lr, batch_size, device)
+    history = fit(model, train, test, epochs, lr, batch_size, device, log=log)
     save_weights(model.cpu(), lab.weights)
     write_json(
         lab.history,
