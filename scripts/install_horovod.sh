@@ -2,7 +2,7 @@
 # Build and install Horovod 0.28.1 (PyTorch + Gloo, no MPI) into the given virtualenv.
 #
 # Usage:   scripts/install_horovod.sh [VENV]        (default: .venv)
-# Needs:   torch already installed in VENV, cmake, g++ (C++17).
+# Needs:   torch already installed in VENV, g++ (C++17); cmake (taken from PyPI if missing).
 # Why:     Horovod's last release compiles with -std=c++14, but torch >= 2.1 headers need C++17.
 #          A small CXX wrapper swaps the flag. The first build takes about 10 minutes on 2 cores;
 #          pip caches the built wheel, so later installs take seconds.
@@ -15,6 +15,17 @@ python="$venv/bin/python"
 if "$python" -c "import horovod.torch" 2>/dev/null; then
     echo "horovod: already installed in $venv"
     exit 0
+fi
+
+# Horovod's build runs cmake; take it from PyPI when the machine has none.
+venv_bin="$(cd "$venv/bin" && pwd)"
+export PATH="$venv_bin:$PATH"
+if ! command -v cmake >/dev/null 2>&1; then
+    "$python" -m pip install -q "cmake<4"
+fi
+if ! command -v g++ >/dev/null 2>&1; then
+    echo "horovod: g++ not found; install a C++17 compiler (Debian/Ubuntu: apt-get install g++)" >&2
+    exit 1
 fi
 
 wrapper_dir="$(mktemp -d)"
