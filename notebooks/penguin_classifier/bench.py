@@ -129,3 +129,24 @@ def format_bench(result: dict) -> str:
             f"peak memory (RSS): {result['peak_rss_mb']} MB",
         ]
     )
+
+
+def seed_accuracies(seeds: int, epochs: int = 100, log=print) -> list[dict]:
+    """Held-out accuracy at the default parameters for seeds 0..seeds-1 (split and weights)."""
+    from .evaluate import evaluate_weights
+    from .model import save_initial_model
+    from .train import train_stage
+
+    spark = local_spark()
+    rows = []
+    for seed in range(seeds):
+        lab = Lab(tempfile.mkdtemp(prefix=f"penguins-seed{seed}-"))
+        ingest(str(shipped_data()), lab.raw)
+        prepare(spark, lab, seed=seed)
+        save_initial_model(lab, seed=seed)
+        train_stage(lab, epochs, log=None)
+        metrics = evaluate_weights(lab, lab.weights)
+        rows.append({"seed": seed, "accuracy": metrics["accuracy"], "loss": metrics["loss"]})
+        if log:
+            log(f"seed {seed}: test accuracy {metrics['accuracy']:.4f}  loss {metrics['loss']:.4f}")
+    return rows

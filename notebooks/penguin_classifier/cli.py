@@ -95,6 +95,17 @@ def cmd_bench(args) -> int:
 
     if args.epochs < 1:
         raise PenguinInputError(f"--epochs: {args.epochs} is below 1")
+    if args.seeds:
+        from .bench import seed_accuracies
+
+        rows = seed_accuracies(args.seeds, args.epochs, log=None if args.json else print)
+        accuracies = [r["accuracy"] for r in rows]
+        summary = {"seeds": rows, "mean": sum(accuracies) / len(rows), "min": min(accuracies)}
+        if args.json:
+            print(json.dumps(summary))
+        else:
+            print(f"mean {summary['mean']:.4f}  min {summary['min']:.4f} over {len(rows)} seeds")
+        return 0
     if args.distributed:
         from .bench_distributed import HEADER, bench_distributed
 
@@ -182,6 +193,13 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--epochs", type=int, default=100)
     bench.add_argument("--seed", type=int, default=0)
     bench.add_argument("--json", action="store_true", help="print one JSON object")
+    bench.add_argument(
+        "--seeds",
+        type=int,
+        default=0,
+        metavar="N",
+        help="held-out accuracy at the defaults for seeds 0..N-1 instead of timing loops",
+    )
     bench.add_argument(
         "--distributed",
         action="store_true",
