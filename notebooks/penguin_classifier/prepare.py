@@ -99,6 +99,12 @@ def oversample(train: DataFrame, copies: int) -> DataFrame:
     return train.select("*", copy)
 
 
+def parquet_rows(path: Path) -> int:
+    import pyarrow.parquet as pq
+
+    return sum(pq.ParquetFile(f).metadata.num_rows for f in path.glob("*.parquet"))
+
+
 def write_ordered(df: DataFrame, path: Path, order: list[str]) -> None:
     """One Parquet file whose row order is ``order``: training reads batches in this order."""
     df.coalesce(1).sortWithinPartitions(*order).select(*FEATURES, LABEL).write.parquet(str(path))
@@ -116,13 +122,14 @@ def prepare(
     data = clean(read_raw(spark, lab.raw)).cache()
     islands = island_vocabulary(data)
     train, test = stratified_split(encode(data, islands), test_fraction, seed)
-    train, test = train.cache(), test.cache()
-    train_rows, test_rows = train.count(), test.count()
     with atomic_dir(lab.prepared_dir) as out:
         write_ordered(
             oversample(train, oversample_copies), out / "train.parquet", ["_copy", "_key"]
         )
         write_ordered(test, out / "test.parquet", ["_key"])
+        # Row counts from the Parquet footers: no more Spark jobs for them.
+        train_rows = parquet_rows(out / "train.parquet") // oversample_copies
+        test_rows = parquet_rows(out / "test.parquet")
         write_json(
             out / "features.json",
             {
@@ -142,8 +149,7 @@ def prepare(
                 },
             },
         )
-    for df in (data, train, test):
-        df.unpersist()
+    data.unpersist()
     return PrepareReport(
         train_rows + test_rows, train_rows, test_rows, train_rows * oversample_copies, islands
     )
