@@ -87,7 +87,7 @@ def single_node_problems(config: dict) -> list[str]:
 
 def unsafe_default(default: str) -> bool:
     """A widget default that only works locally: empty, or a relative path like ``lab``."""
-    return default == "" or (default == "lab")
+    return default in ("", "lab")
 
 
 def task_problems(config: dict, root: Path, job: str = JOB) -> list[str]:
