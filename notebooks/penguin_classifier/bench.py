@@ -16,7 +16,7 @@ from torch import nn
 
 from .ingest import ingest
 from .layout import Lab, read_json
-from .model import create_model
+from .model import create_model, save_initial_model
 from .prepare import prepare
 from .runtime import local_spark, shipped_data
 from .train import fit, load_split
@@ -75,11 +75,12 @@ def project_loop(train, test, epochs: int, seed: int) -> list[float]:
     return [e.train_loss for e in fit(model, train, test, epochs, device="cpu", log=None)]
 
 
-def prepared_lab(spark=None) -> Lab:
-    """A temporary lab folder with the shipped data ingested and prepared at the defaults."""
-    lab = Lab(tempfile.mkdtemp(prefix="penguins-bench-"))
+def prepared_lab(spark=None, oversample: int = 4, seed: int = 0) -> Lab:
+    """A temporary lab folder: the shipped data ingested and prepared, initial weights saved."""
+    lab = Lab(tempfile.mkdtemp(prefix=f"penguins-bench-x{oversample}-seed{seed}-"))
     ingest(str(shipped_data()), lab.raw)
-    prepare(spark or local_spark(), lab)
+    prepare(spark or local_spark(), lab, oversample_copies=oversample, seed=seed)
+    save_initial_model(lab, seed=seed)
     return lab
 
 
@@ -134,16 +135,12 @@ def format_bench(result: dict) -> str:
 def seed_accuracies(seeds: int, epochs: int = 100, log=print) -> list[dict]:
     """Held-out accuracy at the default parameters for seeds 0..seeds-1 (split and weights)."""
     from .evaluate import evaluate_weights
-    from .model import save_initial_model
     from .train import train_stage
 
     spark = local_spark()
     rows = []
     for seed in range(seeds):
-        lab = Lab(tempfile.mkdtemp(prefix=f"penguins-seed{seed}-"))
-        ingest(str(shipped_data()), lab.raw)
-        prepare(spark, lab, seed=seed)
-        save_initial_model(lab, seed=seed)
+        lab = prepared_lab(spark, seed=seed)
         train_stage(lab, epochs, log=None)
         metrics = evaluate_weights(lab, lab.weights)
         rows.append({"seed": seed, "accuracy": metrics["accuracy"], "loss": metrics["loss"]})

@@ -6,25 +6,14 @@ where compute starts to matter, and prints wall time, samples/s, start-up overhe
 
 from __future__ import annotations
 
-import tempfile
 import time
 
+from .bench import prepared_lab
 from .distribute import distribute_stage, installed
 from .evaluate import evaluate_weights
-from .ingest import ingest
 from .layout import Lab, write_json
-from .model import save_initial_model
-from .prepare import prepare
-from .runtime import local_spark, shipped_data
+from .runtime import local_spark
 from .train import train_stage
-
-
-def bench_lab(spark, oversample: int) -> Lab:
-    lab = Lab(tempfile.mkdtemp(prefix=f"penguins-bench-x{oversample}-"))
-    ingest(str(shipped_data()), lab.raw)
-    prepare(spark, lab, oversample_copies=oversample)
-    save_initial_model(lab)
-    return lab
 
 
 def single_run(lab: Lab, epochs: int) -> dict:
@@ -43,7 +32,7 @@ def bench_distributed(epochs: int = 100, num_processes: int = 2, log=print) -> l
     backends = [b for b in ("horovod", "torch") if b == "torch" or installed("horovod.torch")]
     rows = []
     for oversample, data_epochs in ((4, epochs), (200, max(1, epochs // 20))):
-        lab = bench_lab(spark, oversample)
+        lab = prepared_lab(spark, oversample)
         train_rows = 240 * oversample
         runs = [("single", 1, single_run(lab, data_epochs))]
         for backend in backends:

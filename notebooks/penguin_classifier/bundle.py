@@ -41,6 +41,11 @@ def merge(into: dict, other: dict) -> None:
             into[key] = value
 
 
+def bundle_context(config: dict, target: str) -> dict[str, str]:
+    """The ``${bundle.*}`` references a local run can resolve."""
+    return {"bundle.target": target, "bundle.name": config.get("bundle", {}).get("name", "")}
+
+
 def variable_values(config: dict, overrides: dict[str, str], target: str) -> dict[str, str]:
     """Variable defaults, target overrides, then ``overrides``; references resolved."""
     declared = config.get("variables", {})
@@ -56,7 +61,7 @@ def variable_values(config: dict, overrides: dict[str, str], target: str) -> dic
         {k: str(v.get("default", "") if isinstance(v, dict) else v) for k, v in target_vars.items()}
     )
     values.update(overrides)
-    context = {"bundle.target": target, "bundle.name": config.get("bundle", {}).get("name", "")}
+    context = bundle_context(config, target)
     for _ in range(10):  # variables may refer to other variables
         values = {name: resolve(value, values, context) for name, value in values.items()}
     return values
@@ -108,7 +113,7 @@ def job_tasks(
     if target not in config.get("targets", {}):
         raise PenguinInputError(f"--target {target!r}: not a target of databricks.yml")
     variables = variable_values(config, overrides or {}, target)
-    context = {"bundle.target": target, "bundle.name": config.get("bundle", {}).get("name", "")}
+    context = bundle_context(config, target)
     spec = config["resources"]["jobs"][job]
     tasks = []
     for task in ordered_tasks(spec["tasks"]):

@@ -88,12 +88,15 @@ def format_metrics(metrics: dict, species: list[str]) -> str:
     return "\n".join(lines)
 
 
-def evaluate_weights(lab: Lab, weights) -> dict:
-    """Held-out metrics of the weights file ``weights`` on ``lab.test``."""
-    spec = read_json(lab.features)
-    model = load_model(lab.model_config, weights)
+def held_out_metrics(lab: Lab, model: nn.Module, spec: dict) -> dict:
+    """Metrics of ``model`` on ``lab.test``."""
     x, y = load_split(lab.test, spec["features"], spec["label"])
     return test_metrics(model, x, y, spec["species"])
+
+
+def evaluate_weights(lab: Lab, weights) -> dict:
+    """Held-out metrics of the weights file ``weights`` on ``lab.test``."""
+    return held_out_metrics(lab, load_model(lab.model_config, weights), read_json(lab.features))
 
 
 def evaluate_stage(lab: Lab, new_penguin: str = LAB_PENGUIN, log=print, display=None) -> dict:
@@ -108,7 +111,7 @@ def evaluate_stage(lab: Lab, new_penguin: str = LAB_PENGUIN, log=print, display=
     plt.close(fig)
     model = load_model(lab.model_config, lab.weights)
     log(layer_summary(model))
-    metrics = evaluate_weights(lab, lab.weights)
+    metrics = held_out_metrics(lab, model, spec)
     log(format_metrics(metrics, spec["species"]))
     species, probabilities = classify(model, penguin, spec)
     log(f"New penguin {new_penguin}: {species}")

@@ -125,12 +125,12 @@ def ddp_training(job: dict, rank: int, size: int, device, DDP, dist) -> dict:  #
         save_weights(model.cpu(), Path(job["run_dir"]) / "penguin_classifier.pt")
     all_indices: list = [None] * size
     dist.all_gather_object(all_indices, indices)
-    figures = torch.tensor([train_loss / size, train_s], device=device)
-    dist.all_reduce(figures[:1])  # mean loss
-    slowest = figures[1:].clone()
+    mean_loss = torch.tensor(train_loss / size, device=device)
+    dist.all_reduce(mean_loss)  # sum of loss / size over ranks: the mean
+    slowest = torch.tensor(train_s, device=device)
     dist.all_reduce(slowest, op=dist.ReduceOp.MAX)
     return {
-        "train_loss": figures[0].item(),
+        "train_loss": mean_loss.item(),
         "train_s": slowest.item(),
         "world_size": size,
         **shard_report(all_indices, rows),
