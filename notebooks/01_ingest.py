@@ -24,10 +24,9 @@ dbutils.widgets.text("source", "", "Source CSV (empty: shipped data)")
 
 # DBTITLE 1,Read parameters
 from penguin_classifier import params
-from penguin_classifier.layout import Lab
 from penguin_classifier.runtime import shipped_data
 
-lab = Lab(params.text(dbutils, "lab_dir"))
+lab = params.lab_dir(dbutils)
 source = params.text(dbutils, "source") or str(shipped_data())
 print(f"source: {source}\nlab folder: {lab.root}")
 
@@ -36,6 +35,6 @@ print(f"source: {source}\nlab folder: {lab.root}")
 # DBTITLE 1,Copy and check the CSV
 from penguin_classifier.ingest import ingest
 
-report = ingest(source, lab.raw)
+report = ingest(source, lab)
 print(report.summary())
 dbutils.jobs.taskValues.set("raw_rows", report.rows)

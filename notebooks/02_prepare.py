@@ -29,9 +29,8 @@ dbutils.widgets.text("seed", "0", "Split seed")
 
 # DBTITLE 1,Read parameters
 from penguin_classifier import params
-from penguin_classifier.layout import Lab
 
-lab = Lab(params.text(dbutils, "lab_dir"))
+lab = params.lab_dir(dbutils)
 oversample = params.integer(dbutils, "oversample", minimum=1)
 test_fraction = params.number(dbutils, "test_fraction", low=0.0, high=1.0)
 seed = params.integer(dbutils, "seed")

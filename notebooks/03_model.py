@@ -26,9 +26,8 @@ dbutils.widgets.text("seed", "0", "Weights seed")
 
 # DBTITLE 1,Read parameters
 from penguin_classifier import params
-from penguin_classifier.layout import Lab
 
-lab = Lab(params.text(dbutils, "lab_dir"))
+lab = params.lab_dir(dbutils)
 hidden = params.integer(dbutils, "hidden", minimum=1)
 seed = params.integer(dbutils, "seed")
 

@@ -4,7 +4,7 @@
 # MAGIC
 # MAGIC CrossEntropyLoss, Adam, batches of 20 rows without shuffling, printing each epoch's training
 # MAGIC loss and validation loss and accuracy as the lab does. Batches are slices of in-memory tensors
-# MAGIC (no DataLoader workers) on the model's device. Saves `<lab_dir>/model/penguin_classifier.pt`
+# MAGIC (no DataLoader workers) on the model's device. Saves `<lab_dir>/trained/penguin_classifier.pt`
 # MAGIC and `history.json`. Task 4 of the `penguin_training` job; needs `03_model`; next: `05_evaluate`.
 # MAGIC
 # MAGIC | parameter | required | default | meaning |
@@ -31,9 +31,8 @@ dbutils.widgets.text("device", "auto", "Device")
 
 # DBTITLE 1,Read parameters
 from penguin_classifier import params
-from penguin_classifier.layout import Lab
 
-lab = Lab(params.text(dbutils, "lab_dir"))
+lab = params.lab_dir(dbutils)
 epochs = params.integer(dbutils, "epochs", minimum=1)
 lr = params.number(dbutils, "lr", low=0.0)
 batch_size = params.integer(dbutils, "batch_size", minimum=1)

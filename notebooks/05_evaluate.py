@@ -2,9 +2,9 @@
 # MAGIC %md
 # MAGIC # 05 Evaluate: loss curves, learned weights, test metrics and a new penguin
 # MAGIC
-# MAGIC Plots training and validation loss by epoch (`<lab_dir>/plots/loss.png`), prints each layer's
+# MAGIC Plots training and validation loss by epoch (`<lab_dir>/evaluation/loss.png`), prints each layer's
 # MAGIC weights and biases, computes test loss, accuracy, confusion matrix and per-species precision
-# MAGIC and recall (`<lab_dir>/metrics/evaluation.json`), then reloads the saved weights into a fresh
+# MAGIC and recall (`<lab_dir>/evaluation/evaluation.json`), then reloads the saved weights into a fresh
 # MAGIC model and predicts the lab's new penguin. Task 5 of the `penguin_training` job; needs `04_train`.
 # MAGIC
 # MAGIC | parameter | required | default | meaning |
@@ -25,10 +25,9 @@ dbutils.widgets.text("new_penguin", "Dream,50.4,15.3,200,5000", "New penguin")
 
 # DBTITLE 1,Read parameters
 from penguin_classifier import params
-from penguin_classifier.layout import Lab
 from penguin_classifier.predict import Penguin
 
-lab = Lab(params.text(dbutils, "lab_dir"))
+lab = params.lab_dir(dbutils)
 new_penguin = params.text(dbutils, "new_penguin")
 Penguin.parse(new_penguin)  # fail fast on a malformed penguin
 

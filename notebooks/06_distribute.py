@@ -4,9 +4,9 @@
 # MAGIC
 # MAGIC Runs the lab's training as a per-rank function on `num_processes` processes: each rank trains on
 # MAGIC its own shard of the training set (DistributedSampler), with the learning rate × world size,
-# MAGIC the same initial state on every rank and averaged gradients; rank 0 saves
-# MAGIC `<lab_dir>/distributed/penguin_classifier.pt`. Then evaluates that model on the test set beside
-# MAGIC the single-process model and writes `<lab_dir>/metrics/distributed.json`.
+# MAGIC the same initial state on every rank and averaged gradients. The ranks end with the same model
+# MAGIC and hand it back; the driver saves `<lab_dir>/distributed/penguin_classifier.pt`, evaluates it
+# MAGIC on the test set beside the single-process model and writes `distributed.json` beside it.
 # MAGIC Last task of the `penguin_training` job; needs `05_evaluate`.
 # MAGIC
 # MAGIC Backends: `horovod` uses `sparkdl.HorovodRunner(np=-N)` on Databricks Runtime ML (up to 15.4 LTS,
@@ -21,7 +21,7 @@
 # MAGIC | `epochs` | no | `100` | passes over each rank's shard |
 # MAGIC | `lr` | no | `0.001` | learning rate of one process; multiplied by the number of processes |
 # MAGIC | `batch_size` | no | `20` | rows per batch on each rank |
-# MAGIC | `local_mode` | no | `true` | TorchDistributor: `true` runs processes on the driver, `false` as barrier tasks on workers |
+# MAGIC | `local_mode` | no | `true` | `true`: processes on the driver; `false`: on the worker nodes (TorchDistributor barrier tasks, HorovodRunner `np=N`) |
 # MAGIC | `timeout_minutes` | no | `10` | the whole distributed run is stopped after this long |
 
 # COMMAND ----------
@@ -36,7 +36,7 @@ dbutils.widgets.text("num_processes", "2", "Processes")
 dbutils.widgets.text("epochs", "100", "Epochs")
 dbutils.widgets.text("lr", "0.001", "Learning rate of one process")
 dbutils.widgets.text("batch_size", "20", "Batch size")
-dbutils.widgets.text("local_mode", "true", "TorchDistributor local mode")
+dbutils.widgets.text("local_mode", "true", "Processes on the driver (true) or workers (false)")
 dbutils.widgets.text("timeout_minutes", "10", "Timeout (minutes)")
 
 # COMMAND ----------
@@ -44,9 +44,8 @@ dbutils.widgets.text("timeout_minutes", "10", "Timeout (minutes)")
 # DBTITLE 1,Read parameters
 from penguin_classifier import params
 from penguin_classifier.distribute import BACKENDS
-from penguin_classifier.layout import Lab
 
-lab = Lab(params.text(dbutils, "lab_dir"))
+lab = params.lab_dir(dbutils)
 backend = params.choice(dbutils, "backend", BACKENDS)
 num_processes = params.integer(dbutils, "num_processes", minimum=1)
 epochs = params.integer(dbutils, "epochs", minimum=1)

@@ -2,11 +2,16 @@
 
 Use ``spark`` for Spark DataFrame tests; use ``lab`` (read-only!) for tests that need the outputs
 of every stage at the default parameters; copy it (``tmp_lab``) before changing anything.
+Every folder a test gets (``tmp_path``, and so every lab folder) follows a Unity Catalog volume's
+rules, in the test process and in every process it starts: see ``volume/volume_rules.py``.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
+import sys
+from pathlib import Path
 
 import pytest
 from penguin_classifier.jobs import local_tasks
@@ -16,6 +21,22 @@ from penguin_classifier.runtime import local_spark, project_root
 
 ROOT = project_root()
 DATA = ROOT / "data" / "penguins.csv"
+VOLUME_RULES = Path(__file__).parent / "volume"
+
+sys.path.insert(0, str(VOLUME_RULES))
+import volume_rules  # noqa: E402
+
+
+@pytest.fixture(scope="session", autouse=True)
+def volume(tmp_path_factory) -> Path:
+    """The folder holding every ``tmp_path``, with the volume's rules (before Spark starts, so
+    that its Python workers and the distributed ranks get them too)."""
+    root = tmp_path_factory.getbasetemp()
+    paths = [str(VOLUME_RULES), os.environ.get("PYTHONPATH", "")]
+    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in paths if p)
+    os.environ[volume_rules.VARIABLE] = str(root)
+    volume_rules.install(str(root))
+    return root
 
 
 @pytest.fixture(scope="session")
@@ -28,9 +49,11 @@ def spark(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def lab_run(spark, tmp_path_factory):
-    """Every stage notebook run unchanged, in job order, on a fresh lab folder; the task results."""
+    """The whole job, every stage notebook run unchanged in job order, on a fresh lab folder with
+    the volume's rules; the task results. Distribution trains 10 epochs instead of 100."""
     lab = Lab(tmp_path_factory.mktemp("lab"))
-    tasks = [t for t in local_tasks() if t.key != "distribute"]
+    tasks = local_tasks()
+    tasks[-1].params["epochs"] = "10"
     results = run_tasks(tasks, {"lab_dir": str(lab.root)}, spark, log=lambda *_: None)
     return lab, results
 

@@ -68,7 +68,7 @@ def test_run_bad_input_is_one_line_and_exit_2(tmp_path, args, message):
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1].startswith(message)
     assert "Traceback" not in result.stderr
-    assert not (tmp_path / "raw").exists()
+    assert not (tmp_path / "raw" / "_manifest.json").exists()
 
 
 def test_run_stage_after_a_missing_one_names_the_stage_to_run_first(tmp_path, capsys):
@@ -77,7 +77,7 @@ def test_run_stage_after_a_missing_one_names_the_stage_to_run_first(tmp_path, ca
     from penguin_classifier.runner import run_tasks
 
     evaluate = [t for t in local_tasks() if t.key == "evaluate"]
-    with pytest.raises(Exception, match=r"prepared/features\.json not found: run 02_prepare first"):
+    with pytest.raises(Exception, match=r"prepared is not committed .*: run 02_prepare first"):
         run_tasks(evaluate, {"lab_dir": str(tmp_path)}, spark=object(), log=lambda *_: None)
 
 

@@ -6,6 +6,7 @@ The logic around the launch is tested without processes; a few bounded end-to-en
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 import threading
@@ -32,12 +33,16 @@ EPOCHS = 10  # enough for >= 0.97 on both sides, short enough for the test suite
 
 
 def rank_1_fails(job):
-    """A per-rank function whose rank 1 raises before training, as a broken worker would."""
+    """A per-rank function whose rank 1 appends to a file in the lab folder before training: on
+    a volume that fails (the test's volume rules hold in every rank), as a broken worker would."""
+    from pathlib import Path
+
     from penguin_classifier.rank_training import train_rank_horovod, train_rank_torch
 
     horovod = "HOROVOD_RANK" in os.environ
     if os.environ.get("HOROVOD_RANK", os.environ.get("RANK")) == "1":
-        raise ValueError("shard 1 is unreadable")
+        with open(Path(job["lab_dir"], "rank-1.log"), "a") as log:
+            log.write("starting\n")
     return (train_rank_horovod if horovod else train_rank_torch)(job)
 
 
@@ -103,6 +108,7 @@ def test_backend_errors(backend, has_horovod, message):
         (3, 2, Launch("torch", "TorchDistributor"), False, "this cluster has 2"),
         (3, 2, Launch("torch", "TorchDistributor"), True, None),  # local mode: no Spark slots
         (4, 2, Launch("horovod", "HorovodRunner"), True, None),  # np=-4: driver processes
+        (4, 2, Launch("horovod", "HorovodRunner"), False, "this cluster has 2"),  # np=4: workers
     ],
 )
 def test_process_count_checks(num_processes, slots, launch, local_mode, message):
@@ -113,7 +119,7 @@ def test_process_count_checks(num_processes, slots, launch, local_mode, message)
             check_num_processes(num_processes, slots, launch, local_mode)
 
 
-def test_horovod_runner_on_databricks_runs_np_minus_n_driver_processes(monkeypatch):
+def test_horovod_runner_runs_np_minus_n_on_the_driver_and_n_on_workers(monkeypatch):
     calls = []
 
     class HorovodRunner:
@@ -128,7 +134,9 @@ def test_horovod_runner_on_databricks_runs_np_minus_n_driver_processes(monkeypat
     job = {"epochs": 1}
     result = launch_ranks(Launch("horovod", "HorovodRunner"), print, job, 3, local_mode=True)
     assert result == {"from": "rank 0"}
-    assert calls == [("init", -3, "all"), ("run", print, {"job": job})]
+    # On a cluster with workers (the bundle's scale target): np=3, processes on the workers.
+    launch_ranks(Launch("horovod", "HorovodRunner"), print, job, 3, local_mode=False)
+    assert [c[:2] for c in calls] == [("init", -3), ("run", print), ("init", 3), ("run", print)]
 
 
 def test_rank_error_prefers_the_ranks_own_lines(tmp_path):
@@ -169,7 +177,9 @@ def test_a_run_past_its_timeout_is_stopped():
 
 def test_stage_needs_the_evaluation_first(tmp_lab, spark):
     tmp_lab.evaluation.unlink()
-    with pytest.raises(PenguinInputError, match="evaluation.json not found: run 05_evaluate first"):
+    with pytest.raises(
+        PenguinInputError, match="evaluation.json is missing: run 05_evaluate again"
+    ):
         distribute_stage(tmp_lab, spark, backend="torch")
 
 
@@ -195,8 +205,8 @@ def test_two_processes_train_on_disjoint_shards(
     # Rank 0's saved model is within 1 point (one test row in 102 is 0.98 points) of one process.
     assert abs(summary["accuracy"] - single_accuracy) <= 0.01
     assert read_json(tmp_lab.distributed_metrics) == summary
-    assert tmp_lab.distributed_weights.exists()
-    assert not list(tmp_lab.distributed_weights.parent.glob(".run-*"))
+    tmp_lab.require("distributed")  # committed: every file is there and whole
+    assert not list(tmp_lab.distributed_weights.parent.glob("_run-*"))
 
 
 # horovod.spark.run's own thread ends with the failed Spark job: expected here.
@@ -211,7 +221,12 @@ def test_a_failing_rank_fails_the_run_in_one_line_and_leaves_no_model(tmp_lab, s
             rank_fn=rank_1_fails, log=lambda *_: None,
         )  # fmt: skip
     launcher = "TorchDistributor" if backend == "torch" else "horovod.spark.run"
-    assert str(raised.value) == f"{launcher} failed: rank 1: ValueError: shard 1 is unreadable"
+    assert str(raised.value).startswith(
+        f"{launcher} failed: rank 1: OSError: [Errno {errno.EOPNOTSUPP}] volumes do not support "
+        "appends or updates in place"
+    )
     assert time.perf_counter() - start < 60  # fails fast: no waiting for the whole timeout
     assert not tmp_lab.distributed_weights.exists()
-    assert not list(tmp_lab.distributed_weights.parent.glob(".run-*"))
+    assert not list(tmp_lab.distributed_weights.parent.glob("_run-*"))
+    with pytest.raises(PenguinInputError, match="run 06_distribute first"):
+        tmp_lab.require("distributed")

@@ -9,6 +9,7 @@ import torch
 from penguin_classifier.errors import PenguinInputError
 from penguin_classifier.evaluate import test_metrics as compute_metrics
 from penguin_classifier.layout import read_json
+from penguin_classifier.model import load_model
 from penguin_classifier.predict import Penguin, encode, predict
 from torch import nn
 
@@ -98,7 +99,7 @@ def test_weights_are_loaded_with_weights_only(tmp_lab):
 
     torch.save({"fc1.weight": Evil()}, tmp_lab.weights)
     with pytest.raises(Exception, match="Weights only load failed"):
-        predict(tmp_lab, Penguin("Dream", 50.4, 15.3, 200, 5000))
+        load_model(tmp_lab.model_config, tmp_lab.weights)
 
 
 def test_evaluation_json_is_plain_json(lab):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from penguin_classifier.errors import PenguinInputError
 from penguin_classifier.ingest import COLUMNS, ingest, parse_rows
+from penguin_classifier.layout import Lab
 from penguin_classifier.runtime import shipped_data
 
 DATA = shipped_data()
@@ -13,7 +14,8 @@ HEADER = ",".join(COLUMNS)
 
 
 def test_shipped_data_is_copied_with_its_two_incomplete_rows(tmp_path):
-    report = ingest(str(DATA), tmp_path / "raw.csv")
+    lab = Lab(tmp_path)
+    report = ingest(str(DATA), lab)
     # 344 penguins; the two without measurements are rows 4 (Torgersen) and 272 (Biscoe).
     assert report.rows == 344
     assert [(r["row"], r["Island"], r["Species"]) for r in report.incomplete] == [
@@ -21,7 +23,8 @@ def test_shipped_data_is_copied_with_its_two_incomplete_rows(tmp_path):
         (272, "Biscoe", "1"),
     ]
     # The shipped file is already in the lab's format, so the copy is byte for byte the same.
-    assert (tmp_path / "raw.csv").read_bytes() == DATA.read_bytes()
+    assert lab.raw.read_bytes() == DATA.read_bytes()
+    lab.require("raw")  # committed
 
 
 def test_crlf_bom_extra_and_reordered_columns_are_read_correctly(tmp_path):
@@ -32,9 +35,9 @@ def test_crlf_bom_extra_and_reordered_columns_are_read_correctly(tmp_path):
     )
     source = tmp_path / "odd.csv"
     source.write_bytes(text.encode("utf-8"))
-    report = ingest(str(source), tmp_path / "raw.csv")
+    report = ingest(str(source), Lab(tmp_path))
     assert report.rows == 2
-    assert (tmp_path / "raw.csv").read_text() == (
+    assert Lab(tmp_path).raw.read_text() == (
         f"{HEADER}\nTorgersen,39.1,18.7,181,3750,0\nBiscoe,,,,,1\n"
     )
 
@@ -54,7 +57,20 @@ BAD_INPUTS = [
     ),
     (
         HEADER + "\nDream,39.1,18.7,-181,3750,0\n",
-        r"bad\.csv line 2: column FlipperLength: '-181' is not a non-negative number",
+        r"bad\.csv line 2: column FlipperLength: '-181' is not a finite positive number",
+    ),
+    (
+        HEADER + "\nDream,39.1,18.7,0,3750,0\n",
+        r"bad\.csv line 2: column FlipperLength: '0' is not a finite positive number",
+    ),
+    # Finite as a Python float, infinite as the model's float32: it once trained a 44 % model.
+    (
+        HEADER + "\nDream,39.1,18.7,181,1e39,0\n",
+        r"bad\.csv line 2: column BodyMass: '1e39' is not a finite positive number",
+    ),
+    (
+        HEADER + "\nDream,39.1,inf,181,3750,0\n",
+        r"bad\.csv line 2: column CulmenDepth: 'inf' is not a finite positive number",
     ),
     (HEADER + "\nDream,39.1,18.7,181,3750,7\n", r"bad\.csv line 2: column Species: '7'"),
     (HEADER + "\n,39.1,18.7,181,3750,0\n", r"bad\.csv line 2: column Island is empty"),
@@ -62,31 +78,33 @@ BAD_INPUTS = [
 
 
 @pytest.mark.parametrize(("content", "message"), BAD_INPUTS)
-def test_bad_sources_are_refused_and_nothing_is_written(tmp_path, content, message):
+def test_bad_sources_are_refused_and_nothing_is_committed(tmp_path, content, message):
     source = tmp_path / ("missing.csv" if content is None else "bad.csv")
     if content is not None:
         source.write_text(content)
-    out = tmp_path / "raw" / "penguins.csv"
+    lab = Lab(tmp_path / "lab")
     with pytest.raises(PenguinInputError, match=message):
-        ingest(str(source), out)
-    assert not (tmp_path / "raw").exists()  # checked before anything is written
+        ingest(str(source), lab)
+    with pytest.raises(PenguinInputError, match="not committed .* run 01_ingest first"):
+        lab.require("raw")
 
 
-def test_a_failed_ingest_keeps_the_previous_copy(tmp_path):
-    out = tmp_path / "raw.csv"
-    ingest(str(DATA), out)
-    before = out.read_bytes()
+def test_a_failed_ingest_leaves_no_copy_a_later_stage_would_use(tmp_path):
+    lab = Lab(tmp_path / "lab")
+    ingest(str(DATA), lab)
     bad = tmp_path / "bad.csv"
     bad.write_text(HEADER + "\nDream,x,1,1,1,0\n")
     with pytest.raises(PenguinInputError):
-        ingest(str(bad), out)
-    assert out.read_bytes() == before
+        ingest(str(bad), lab)
+    # The old copy came from another source: using it would train on data nobody asked for.
+    with pytest.raises(PenguinInputError, match="not committed .* run 01_ingest first"):
+        lab.require("raw")
 
 
-def test_unreachable_url_is_one_clear_error():
+def test_unreachable_url_is_one_clear_error(tmp_path):
     # Port 9 on the loopback address: nothing listens there, so the connection is refused.
     with pytest.raises(PenguinInputError, match=r"cannot download source http://127\.0\.0\.1:9/"):
-        ingest("http://127.0.0.1:9/penguins.csv", "/nonexistent/raw.csv")
+        ingest("http://127.0.0.1:9/penguins.csv", Lab(tmp_path))
 
 
 def test_non_utf8_bytes_are_refused():

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
+from penguin_classifier import params
+from penguin_classifier.errors import PenguinInputError
 from penguin_classifier.jobs import local_tasks
+from penguin_classifier.layout import STAGES
 from penguin_classifier.runner import notebook_widgets
-from penguin_classifier.runtime import project_root
+from penguin_classifier.runtime import LocalDbutils, project_root
 
 ROOT = project_root()
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.py"))
@@ -43,25 +47,27 @@ def test_databricks_source_format(path):
         assert f"`{name}`" in cells[0]
 
 
-def test_every_stage_wrote_its_outputs(lab_run):
+def test_every_stage_committed_its_outputs(lab_run):
     lab, results = lab_run
-    assert [r.key for r in results] == ["ingest", "prepare", "model", "train", "evaluate"]
-    for path in [
-        lab.raw,
-        lab.train,
-        lab.test,
-        lab.features,
-        lab.initial_weights,
-        lab.model_config,
-        lab.weights,
-        lab.history,
-        lab.loss_plot,
-        lab.evaluation,
-    ]:
-        assert path.exists(), path
+    assert [r.key for r in results] == [
+        "ingest", "prepare", "model", "train", "evaluate", "distribute"
+    ]  # fmt: skip
+    lab.require(*STAGES)
     values = {k: v for r in results for k, v in r.task_values.items()}
     assert values["raw_rows"] == 344 and values["train_rows"] == 960
     assert values["test_accuracy"] >= 0.97
+    assert values["distributed_accuracy"] >= 0.9
+
+
+@pytest.mark.parametrize("value", ["lab", "", "./lab", "/Workspace/Users/me/lab"])
+def test_on_databricks_the_lab_folder_must_be_a_volume(monkeypatch, value):
+    monkeypatch.setenv("DATABRICKS_RUNTIME_VERSION", "15.4")
+    dbutils = LocalDbutils({"lab_dir": value})
+    with pytest.raises(PenguinInputError, match="parameter lab_dir") as raised:
+        params.lab_dir(dbutils)
+    assert "\n" not in str(raised.value)
+    volume = "/Volumes/catalog/schema/lab"
+    assert params.lab_dir(LocalDbutils({"lab_dir": volume})).root == Path(volume)
 
 
 def test_a_notebook_runs_as_a_plain_script(tmp_path):

@@ -5,10 +5,21 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 from penguin_classifier.errors import PenguinInputError
+from penguin_classifier.evaluate import evaluate_stage
 from penguin_classifier.ingest import ingest
 from penguin_classifier.layout import Lab, read_json
-from penguin_classifier.prepare import FEATURES, clean, encode, island_vocabulary, prepare, read_raw
+from penguin_classifier.model import save_initial_model
+from penguin_classifier.prepare import (
+    FEATURES,
+    clean,
+    encode,
+    island_vocabulary,
+    prepare,
+    read_raw,
+    split_sizes,
+)
 from penguin_classifier.runtime import shipped_data
+from penguin_classifier.train import train_stage
 
 DATA = shipped_data()
 
@@ -59,7 +70,7 @@ def test_encoding_and_scaling_of_one_row(spark, tmp_path):
 def test_split_depends_on_the_seed_only(spark, tmp_path):
     def test_rows(seed, name):
         lab = Lab(tmp_path / name)
-        ingest(str(DATA), lab.raw)
+        ingest(str(DATA), lab)
         prepare(spark, lab, oversample_copies=1, seed=seed)
         return pd.read_parquet(lab.test)
 
@@ -70,8 +81,71 @@ def test_split_depends_on_the_seed_only(spark, tmp_path):
 
 
 def test_prepare_without_raw_data_says_to_ingest_first(spark, tmp_path):
-    with pytest.raises(
-        PenguinInputError, match=r"raw/penguins\.csv not found: run 01_ingest first"
-    ):
+    with pytest.raises(PenguinInputError, match=r"raw is not committed .*: run 01_ingest first"):
         prepare(spark, Lab(tmp_path))
     assert not (tmp_path / "prepared").exists()
+
+
+def lab_with_rows(tmp_path, rows: list[str]) -> Lab:
+    """A lab folder whose committed raw data is the shipped file's header and ``rows``."""
+    source = tmp_path / "source.csv"
+    source.write_text("\n".join([DATA.read_text().splitlines()[0], *rows]) + "\n")
+    lab = Lab(tmp_path / "lab")
+    ingest(str(source), lab)
+    return lab
+
+
+SHIPPED_ROWS = DATA.read_text().splitlines()[1:]
+
+
+@pytest.mark.parametrize(
+    ("rows", "message"),
+    [
+        # Both rows lack measurements: nothing to train on (once a Spark AnalysisException).
+        (["Dream,,,,,0", "Biscoe,,,,,1"], "no complete rows: every row has a missing value"),
+        # One complete Chinstrap row: round(0.3 * 1) = 0 test rows, so it could never be tested
+        # (once a ZeroDivisionError further on).
+        (
+            [r for r in SHIPPED_ROWS if not r.endswith(",2")] + ["Dream,46.5,17.9,192,3500,2"],
+            r"every species in both train and test at test_fraction 0\.3: Chinstrap \(1 rows\)",
+        ),
+    ],
+)
+def test_data_without_a_valid_split_is_refused(spark, tmp_path, rows, message):
+    lab = lab_with_rows(tmp_path, rows)
+    with pytest.raises(PenguinInputError, match=message):
+        prepare(spark, lab)
+    with pytest.raises(PenguinInputError, match="run 02_prepare first"):
+        lab.require("prepared")
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        (float("inf"), "column BodyMass: values from 3750.0 to inf"),
+        (float("nan"), "column BodyMass: values from 3750.0 to nan"),
+        (0.0, "column BodyMass: values from 0.0 to 4500.0"),
+    ],
+)
+def test_measurements_must_be_finite_and_positive(spark, value, message):
+    # Ingest refuses such values; prepare checks again what Spark will train on.
+    row = ("Dream", 39.1, 18.7, 181.0)
+    data = spark.createDataFrame(
+        [(*row, 3750.0, 0), (*row, 4500.0, 0), (*row, value, 0)],
+        "Island string, CulmenLength float, CulmenDepth float, FlipperLength float, "
+        "BodyMass float, Species int",
+    )
+    with pytest.raises(PenguinInputError, match=message):
+        split_sizes(data, 0.3)
+
+
+def test_a_missing_species_is_a_warning_up_to_the_evaluation(spark, tmp_path):
+    lab = lab_with_rows(tmp_path, [r for r in SHIPPED_ROWS if not r.endswith(",2")])
+    report = prepare(spark, lab)
+    assert report.warnings == ["species Chinstrap has no complete rows"]
+    assert "WARNING: species Chinstrap has no complete rows" in report.summary()
+    save_initial_model(lab)
+    train_stage(lab, epochs=1, log=None)
+    evaluation = evaluate_stage(lab, log=lambda *_: None)
+    assert read_json(lab.evaluation)["warnings"] == report.warnings == evaluation["warnings"]
+    assert evaluation["per_species"]["Chinstrap"]["support"] == 0

@@ -62,13 +62,11 @@ def test_train_stage_outputs_and_history(lab):
 
 def test_train_without_model_says_which_stage_to_run(tmp_lab):
     tmp_lab.initial_weights.unlink()
-    with pytest.raises(PenguinInputError, match=r"initial\.pt not found: run 03_model first"):
+    with pytest.raises(PenguinInputError, match=r"initial\.pt is missing: run 03_model again"):
         train_stage(tmp_lab, epochs=1)
 
 
-def test_failed_training_leaves_the_previous_weights(tmp_lab, monkeypatch):
-    before = tmp_lab.weights.read_bytes()
-
+def test_failed_training_leaves_no_weights_a_later_stage_would_use(tmp_lab, monkeypatch):
     def broken_save(obj, f, *args, **kwargs):
         with open(f, "wb") as out:
             out.write(b"half")  # a partial file, then the disk fills up
@@ -77,5 +75,5 @@ def test_failed_training_leaves_the_previous_weights(tmp_lab, monkeypatch):
     monkeypatch.setattr(torch, "save", broken_save)
     with pytest.raises(OSError):
         train_stage(Lab(tmp_lab.root), epochs=1)
-    assert tmp_lab.weights.read_bytes() == before
-    assert not list(tmp_lab.model_dir.glob(".*tmp"))
+    with pytest.raises(PenguinInputError, match=r"trained is not committed .*: run 04_train first"):
+        tmp_lab.require("trained")

@@ -78,7 +78,7 @@ def project_loop(train, test, epochs: int, seed: int) -> list[float]:
 def prepared_lab(spark=None, oversample: int = 4, seed: int = 0) -> Lab:
     """A temporary lab folder: the shipped data ingested and prepared, initial weights saved."""
     lab = Lab(tempfile.mkdtemp(prefix=f"penguins-bench-x{oversample}-seed{seed}-"))
-    ingest(str(shipped_data()), lab.raw)
+    ingest(str(shipped_data()), lab)
     prepare(spark or local_spark(), lab, oversample_copies=oversample, seed=seed)
     save_initial_model(lab, seed=seed)
     return lab

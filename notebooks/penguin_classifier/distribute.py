@@ -3,14 +3,16 @@
 Backends and where each runs:
 
 * ``horovod`` on Databricks Runtime ML (≤ 15.4 LTS): ``sparkdl.HorovodRunner(np=-N)``, N
-  processes on the driver, which is what a single-node cluster has;
+  processes on the driver, which is what a single-node cluster has (``local_mode=False``:
+  ``np=N``, processes on the worker nodes);
 * ``horovod`` elsewhere: ``horovod.spark.run(fn, num_proc=N)`` on the active SparkSession;
 * ``torch``: ``TorchDistributor(num_processes=N, local_mode=..., use_gpu=<cuda available>)``,
   DDP over gloo on CPUs (nccl on GPUs); ``local_mode=False`` runs barrier tasks across workers;
 * ``auto``: Horovod where it is installed, else TorchDistributor.
 
-Rank 0 saves into a private run folder; the weights are moved to ``distributed/`` only when
-every rank finished, so a failed run leaves no partial model.
+Ranks hand their trained weights (the same on every rank) back with their result, since they
+may run on other nodes and nothing may be renamed into a volume; ``distributed/`` is committed
+only when every rank finished, so a failed run leaves no model that a later step would use.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from pathlib import Path
 
 from .errors import PenguinInputError, PenguinRunError
 from .evaluate import evaluate_weights
-from .layout import Lab, read_json, write_json
+from .layout import Lab, handover, read_json, write_json
 from .rank_training import train_rank_horovod, train_rank_torch
 from .runtime import on_databricks
 
@@ -74,9 +76,7 @@ def check_num_processes(num_processes: int, slots: int | None, launch: Launch, l
     """Spark launchers need a task slot per process; fail now rather than wait for a timeout."""
     if num_processes < 1:
         raise PenguinInputError(f"parameter num_processes: {num_processes} is below 1")
-    needs_slots = launch.launcher == "horovod.spark.run" or (
-        launch.launcher == "TorchDistributor" and not local_mode
-    )
+    needs_slots = launch.launcher == "horovod.spark.run" or not local_mode
     if needs_slots and slots is not None and num_processes > slots:
         raise PenguinInputError(
             f"parameter num_processes: {num_processes} processes need {num_processes} Spark task "
@@ -109,12 +109,14 @@ def importable_by_workers():
 
 
 def launch_ranks(launch: Launch, fn, job: dict, num_processes: int, local_mode: bool):
-    """Run ``fn(job)`` on ``num_processes`` processes; return one rank's (all-reduced) result."""
+    """Run ``fn(job)`` on ``num_processes`` processes; return one rank's result."""
     if launch.launcher == "HorovodRunner":
         from sparkdl import HorovodRunner
 
-        # Negative np: processes on the driver, the only node of a single-node cluster.
-        return HorovodRunner(np=-num_processes, driver_log_verbosity="all").run(fn, job=job)
+        # Negative np: processes on the driver, the only node of a single-node cluster;
+        # positive: on the workers of a multi-node cluster.
+        np = -num_processes if local_mode else num_processes
+        return HorovodRunner(np=np, driver_log_verbosity="all").run(fn, job=job)
     if launch.launcher == "horovod.spark.run":
         import horovod.spark
 
@@ -232,10 +234,8 @@ def distribute_stage(
     rank_fn=None,
     log=print,
 ) -> dict:
-    """Train on ``num_processes`` processes, evaluate rank 0's model beside the single one."""
-    lab.require(lab.features, lab.train, lab.test, stage="02_prepare")
-    lab.require(lab.model_config, lab.initial_weights, stage="03_model")
-    lab.require(lab.evaluation, stage="05_evaluate")
+    """Train on ``num_processes`` processes, evaluate its model beside the single one."""
+    lab.require("prepared", "model", "evaluation")
     launch = choose_launch(
         backend,
         databricks=on_databricks(),
@@ -250,58 +250,64 @@ def distribute_stage(
     fn = reporting_errors(
         rank_fn or (train_rank_horovod if launch.backend == "horovod" else train_rank_torch)
     )
-    run_dir = lab.distributed_weights.parent / f".run-{uuid.uuid4().hex[:12]}"
-    run_dir.mkdir(parents=True)
-    job = {
-        "lab_dir": str(lab.root.resolve()),
-        "run_dir": str(run_dir.resolve()),
+    parameters = {
+        "backend": launch.backend,
+        "num_processes": num_processes,
         "epochs": epochs,
         "lr": lr,
         "batch_size": batch_size,
-        "use_gpu": use_gpu,
-        "start_timeout_s": start_timeout_s,
-    }
-    log(f"{launch.launcher}: {num_processes} processes, backend {launch.backend}")
-    start = time.perf_counter()
-    try:
-        with importable_by_workers():
-            result = run_with_timeout(
-                lambda: launch_ranks(launch, fn, job, num_processes, local_mode),
-                timeout_s,
-                lambda: stop_workers(spark),
-            )
-        wall_s = time.perf_counter() - start
-        saved = run_dir / "penguin_classifier.pt"
-        if not saved.exists():
-            raise PenguinRunError(f"{launch.launcher} finished but rank 0 saved no model")
-        os.replace(saved, lab.distributed_weights)
-    except PenguinRunError:
-        raise
-    except Exception as error:  # noqa: BLE001 - reported as one line
-        raise PenguinRunError(f"{launch.launcher} failed: {rank_error(run_dir, error)}") from None
-    finally:
-        shutil.rmtree(run_dir, ignore_errors=True)
-    metrics = evaluate_weights(lab, lab.distributed_weights)
-    summary = {
-        "backend": launch.backend,
-        "launcher": launch.launcher,
-        "num_processes": num_processes,
         "local_mode": local_mode,
-        "epochs": epochs,
-        "lr_per_process": lr,
-        "batch_size": batch_size,
-        "accuracy": metrics["accuracy"],
-        "loss": metrics["loss"],
-        "single_accuracy": read_json(lab.evaluation)["accuracy"],
-        "wall_s": round(wall_s, 3),
-        "train_s": round(result["train_s"], 3),
-        "startup_s": round(wall_s - result["train_s"], 3),
-        "train_loss": result["train_loss"],
-        "shard_sizes": result["shard_sizes"],
-        "shared_rows": result["shared_rows"],
-        "train_rows": result["train_rows"],
     }
-    write_json(lab.distributed_metrics, summary)
+    with handover(lab.distributed_weights.parent, "06_distribute", parameters) as out:
+        # Ranks (on any node) write their error lines here: the lab folder is shared storage.
+        run_dir = lab.distributed_weights.parent / f"_run-{uuid.uuid4().hex[:12]}"
+        run_dir.mkdir()
+        job = {
+            "lab_dir": str(lab.root.resolve()),
+            "run_dir": str(run_dir.resolve()),
+            "epochs": epochs,
+            "lr": lr,
+            "batch_size": batch_size,
+            "use_gpu": use_gpu,
+            "start_timeout_s": start_timeout_s,
+        }
+        log(f"{launch.launcher}: {num_processes} processes, backend {launch.backend}")
+        start = time.perf_counter()
+        try:
+            with importable_by_workers():
+                result = run_with_timeout(
+                    lambda: launch_ranks(launch, fn, job, num_processes, local_mode),
+                    timeout_s,
+                    lambda: stop_workers(spark),
+                )
+        except PenguinRunError:
+            raise
+        except Exception as error:  # noqa: BLE001 - reported as one line
+            raise PenguinRunError(
+                f"{launch.launcher} failed: {rank_error(run_dir, error)}"
+            ) from None
+        finally:
+            shutil.rmtree(run_dir, ignore_errors=True)
+        wall_s = time.perf_counter() - start
+        weights = out / lab.distributed_weights.name
+        weights.write_bytes(result["weights"])
+        metrics = evaluate_weights(lab, weights)
+        summary = {
+            **parameters,
+            "launcher": launch.launcher,
+            "lr_per_process": lr,
+            "accuracy": metrics["accuracy"],
+            "loss": metrics["loss"],
+            "single_accuracy": read_json(lab.evaluation)["accuracy"],
+            "wall_s": round(wall_s, 3),
+            "train_s": round(result["train_s"], 3),
+            "startup_s": round(wall_s - result["train_s"], 3),
+            "train_loss": result["train_loss"],
+            "shard_sizes": result["shard_sizes"],
+            "shared_rows": result["shared_rows"],
+            "train_rows": result["train_rows"],
+        }
+        write_json(out / lab.distributed_metrics.name, summary)
     log(
         f"test accuracy: distributed {summary['accuracy']:.4f} ({num_processes} processes, "
         f"{launch.backend}) vs single process {summary['single_accuracy']:.4f}\n"

@@ -10,7 +10,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
-from .layout import Lab, atomic_file, read_json, write_json  # noqa: E402
+from .layout import Lab, handover, read_json, write_json  # noqa: E402
 from .model import load_model  # noqa: E402
 from .predict import Penguin, classify  # noqa: E402
 from .train import load_split  # noqa: E402
@@ -21,7 +21,7 @@ LAB_PENGUIN = "Dream,50.4,15.3,200,5000"
 
 
 def plot_losses(history: list[dict], path):
-    """Training and validation loss by epoch, saved as PNG (atomically); returns the figure."""
+    """Training and validation loss by epoch, saved as PNG; returns the figure."""
     epochs = [h["epoch"] for h in history]
     fig, ax = plt.subplots(figsize=(7, 4))
     ax.plot(epochs, [h["train_loss"] for h in history], label="training")
@@ -31,8 +31,7 @@ def plot_losses(history: list[dict], path):
     ax.set_title("Penguin classifier: loss by epoch")
     ax.legend()
     fig.tight_layout()
-    with atomic_file(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
+    fig.savefig(path, format="png", dpi=100)
     fig.penguins_path = str(path)
     return fig
 
@@ -100,26 +99,31 @@ def evaluate_weights(lab: Lab, weights) -> dict:
 
 
 def evaluate_stage(lab: Lab, new_penguin: str = LAB_PENGUIN, log=print, display=None) -> dict:
-    """Write the loss plot and ``metrics/evaluation.json``; print what the lab prints."""
-    lab.require(lab.features, lab.test, stage="02_prepare")
-    lab.require(lab.weights, lab.history, stage="04_train")
+    """Write and commit the loss plot and ``evaluation.json``; print what the lab prints."""
+    lab.require("prepared", "model", "trained")
     penguin = Penguin.parse(new_penguin)
     spec = read_json(lab.features)
-    fig = plot_losses(read_json(lab.history)["history"], lab.loss_plot)
-    if display:
-        display(fig)
-    plt.close(fig)
-    model = load_model(lab.model_config, lab.weights)
-    log(layer_summary(model))
-    metrics = held_out_metrics(lab, model, spec)
-    log(format_metrics(metrics, spec["species"]))
-    species, probabilities = classify(model, penguin, spec)
-    log(f"New penguin {new_penguin}: {species}")
-    log("  " + "  ".join(f"{name} {p:.4f}" for name, p in probabilities.items()))
-    metrics["new_penguin"] = {
-        "input": new_penguin,
-        "species": species,
-        "probabilities": probabilities,
-    }
-    write_json(lab.evaluation, metrics)
+    with handover(lab.evaluation.parent, "05_evaluate", {"new_penguin": new_penguin}) as out:
+        fig = plot_losses(read_json(lab.history)["history"], out / lab.loss_plot.name)
+        fig.penguins_path = str(lab.loss_plot)
+        if display:
+            display(fig)
+        plt.close(fig)
+        model = load_model(lab.model_config, lab.weights)
+        log(layer_summary(model))
+        metrics = held_out_metrics(lab, model, spec)
+        log(format_metrics(metrics, spec["species"]))
+        # A species missing from the data has no held-out rows: 02_prepare warned, say it again.
+        metrics["warnings"] = spec["warnings"]
+        for warning in metrics["warnings"]:
+            log(f"WARNING: {warning}")
+        species, probabilities = classify(model, penguin, spec)
+        log(f"New penguin {new_penguin}: {species}")
+        log("  " + "  ".join(f"{name} {p:.4f}" for name, p in probabilities.items()))
+        metrics["new_penguin"] = {
+            "input": new_penguin,
+            "species": species,
+            "probabilities": probabilities,
+        }
+        write_json(out / lab.evaluation.name, metrics)
     return metrics

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import csv
 import io
-import math
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import PenguinInputError
-from .layout import atomic_file
+from .layout import Lab, handover
 
 LAB_URL = (
     "https://raw.githubusercontent.com/MicrosoftLearning/mslearn-databricks/main/data/penguins.csv"
@@ -25,6 +24,7 @@ MEASUREMENTS = ["CulmenLength", "CulmenDepth", "FlipperLength", "BodyMass"]
 COLUMNS = ["Island", *MEASUREMENTS, "Species"]
 SPECIES = ["Adelie", "Gentoo", "Chinstrap"]
 MISSING = {"", "NA", "NaN", "nan"}
+FLOAT32_MAX = 3.4028234663852886e38
 
 
 @dataclass
@@ -99,17 +99,18 @@ def check_number(value: str, name: str, line: int, column: str) -> None:
         raise PenguinInputError(
             f"{name} line {line}: column {column}: {value!r} is not a number"
         ) from None
-    if not math.isfinite(number) or number < 0:
+    # float32 is what the model sees: 1e39 is finite here but inf there.
+    if not (0 < number <= FLOAT32_MAX):
         raise PenguinInputError(
-            f"{name} line {line}: column {column}: {value!r} is not a non-negative number"
+            f"{name} line {line}: column {column}: {value!r} is not a finite positive number"
         )
 
 
-def ingest(source: str, raw_path: str | Path) -> IngestReport:
-    """Copy ``source`` to ``raw_path`` in the lab's format; return what was written."""
-    rows = parse_rows(read_source(str(source)), str(source))
-    with atomic_file(raw_path) as tmp:
-        with open(tmp, "w", newline="") as f:
+def ingest(source: str, lab: Lab) -> IngestReport:
+    """Copy ``source`` to ``lab.raw`` in the lab's format and commit it; return what was written."""
+    with handover(lab.raw.parent, "01_ingest", {"source": str(source)}) as out:
+        rows = parse_rows(read_source(str(source)), str(source))
+        with open(out / lab.raw.name, "w", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=COLUMNS, lineterminator="\n")
             writer.writeheader()
             for row in rows:
@@ -119,4 +120,4 @@ def ingest(source: str, raw_path: str | Path) -> IngestReport:
         for i, row in enumerate(rows, start=1)
         if any(row[c] in MISSING for c in MEASUREMENTS)
     ]
-    return IngestReport(Path(raw_path), len(rows), incomplete)
+    return IngestReport(lab.raw, len(rows), incomplete)

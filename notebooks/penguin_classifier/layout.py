@@ -1,30 +1,50 @@
-"""Every path of the lab folder in one place, and atomic writes into it.
+"""Every path of the lab folder in one place, and how a stage hands its files over.
 
-The stages hand over through these files::
+Each stage owns one folder of the lab folder and commits it with a record written last::
 
-    lab_dir/raw/penguins.csv                       01_ingest
-    lab_dir/prepared/{train,test}.parquet,
-                     features.json                 02_prepare
-    lab_dir/model/initial.pt, config.json          03_model
-    lab_dir/model/penguin_classifier.pt,
-                  history.json                     04_train
-    lab_dir/plots/loss.png,
-    lab_dir/metrics/evaluation.json                05_evaluate
+    lab_dir/raw/penguins.csv                                   01_ingest
+    lab_dir/prepared/train.parquet/, test.parquet/,
+                     features.json                             02_prepare
+    lab_dir/model/config.json, initial.pt                      03_model
+    lab_dir/trained/penguin_classifier.pt, history.json        04_train
+    lab_dir/evaluation/loss.png, evaluation.json               05_evaluate
     lab_dir/distributed/penguin_classifier.pt,
-    lab_dir/metrics/distributed.json               06_distribute
+                        distributed.json                       06_distribute
+    lab_dir/<folder>/_manifest.json                            the record: files, sizes, sha256
+
+On Databricks the lab folder is a Unity Catalog volume, a FUSE mount where ``rename`` and ``link``
+fail with ENOSYS and files cannot be appended to or rewritten in place (Databricks: "work on local
+disk, then copy"). So a stage never renames anything in the lab folder: :func:`handover` removes
+the folder's record, lets the stage build its files on local disk, copies them in with plain
+sequential writes and writes the record last. Readers (:meth:`Lab.require`) check every file
+against the record, so what a crashed or refused stage leaves behind is never used.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
 import tempfile
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import PenguinInputError
+
+MANIFEST = "_manifest.json"
+
+# The folder each stage commits, and the stage that commits it.
+STAGES = {
+    "raw": "01_ingest",
+    "prepared": "02_prepare",
+    "model": "03_model",
+    "trained": "04_train",
+    "evaluation": "05_evaluate",
+    "distributed": "06_distribute",
+}
 
 
 @dataclass(frozen=True)
@@ -36,66 +56,103 @@ class Lab:
     def __init__(self, root: str | os.PathLike):
         object.__setattr__(self, "root", Path(root))
 
-    raw_dir = property(lambda self: self.root / "raw")
-    raw = property(lambda self: self.raw_dir / "penguins.csv")
-    prepared_dir = property(lambda self: self.root / "prepared")
-    train = property(lambda self: self.prepared_dir / "train.parquet")
-    test = property(lambda self: self.prepared_dir / "test.parquet")
-    features = property(lambda self: self.prepared_dir / "features.json")
-    model_dir = property(lambda self: self.root / "model")
-    initial_weights = property(lambda self: self.model_dir / "initial.pt")
-    model_config = property(lambda self: self.model_dir / "config.json")
-    weights = property(lambda self: self.model_dir / "penguin_classifier.pt")
-    history = property(lambda self: self.model_dir / "history.json")
-    loss_plot = property(lambda self: self.root / "plots" / "loss.png")
-    evaluation = property(lambda self: self.root / "metrics" / "evaluation.json")
+    def folder(self, name: str) -> Path:
+        return self.root / name
+
+    raw = property(lambda self: self.root / "raw" / "penguins.csv")
+    train = property(lambda self: self.root / "prepared" / "train.parquet")
+    test = property(lambda self: self.root / "prepared" / "test.parquet")
+    features = property(lambda self: self.root / "prepared" / "features.json")
+    model_config = property(lambda self: self.root / "model" / "config.json")
+    initial_weights = property(lambda self: self.root / "model" / "initial.pt")
+    weights = property(lambda self: self.root / "trained" / "penguin_classifier.pt")
+    history = property(lambda self: self.root / "trained" / "history.json")
+    loss_plot = property(lambda self: self.root / "evaluation" / "loss.png")
+    evaluation = property(lambda self: self.root / "evaluation" / "evaluation.json")
     distributed_weights = property(lambda self: self.root / "distributed" / "penguin_classifier.pt")
-    distributed_metrics = property(lambda self: self.root / "metrics" / "distributed.json")
+    distributed_metrics = property(lambda self: self.root / "distributed" / "distributed.json")
 
-    def require(self, *paths: Path, stage: str) -> None:
-        """Fail with one line naming the stage to run first when an input is missing."""
-        for path in paths:
-            if not path.exists():
-                raise PenguinInputError(f"{path} not found: run {stage} first")
+    def require(self, *folders: str) -> None:
+        """Check each folder's files against its record; one line naming the stage if not."""
+        for name in folders:
+            verify(self.folder(name), STAGES[name])
+
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def describe(folder: Path) -> dict[str, dict]:
+    """``{relative path: {size, sha256}}`` of every file below ``folder`` but the record."""
+    return {
+        path.relative_to(folder).as_posix(): {"size": path.stat().st_size, "sha256": sha256(path)}
+        for path in sorted(folder.rglob("*"))
+        if path.is_file() and path.name != MANIFEST
+    }
+
+
+def verify(folder: Path, stage: str) -> dict:
+    """The folder's record, once every file it lists is there, whole and unchanged."""
+    again = f"run {stage} again"
+    record = folder / MANIFEST
+    if not record.is_file():
+        raise PenguinInputError(f"{folder} is not committed (no {MANIFEST}): run {stage} first")
+    try:
+        manifest = json.loads(record.read_text())
+        files = manifest["files"]
+    except (ValueError, KeyError, TypeError):
+        raise PenguinInputError(f"{record} is unreadable: {again}") from None
+    for name, expected in files.items():
+        path = folder / name
+        if not path.is_file():
+            raise PenguinInputError(f"{path} is missing: {again}")
+        size = path.stat().st_size
+        if size != expected["size"]:
+            raise PenguinInputError(
+                f"{path} has {size} bytes, {expected['size']} were committed: {again}"
+            )
+        if sha256(path) != expected["sha256"]:
+            raise PenguinInputError(f"{path} changed after it was committed: {again}")
+    return manifest
 
 
 @contextmanager
-def atomic_file(path: str | os.PathLike):
-    """Yield a temporary path beside ``path``; rename it to ``path`` only if the block succeeds."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        yield Path(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+def handover(folder: str | os.PathLike, stage: str, parameters: dict | None = None):
+    """Commit a stage's folder: yield a local temporary folder to build the files in.
 
-
-@contextmanager
-def atomic_dir(path: str | os.PathLike):
-    """Yield an empty temporary folder beside ``path``; swap it in only if the block succeeds."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
-    try:
-        yield tmp
-        old = path.with_name(f".{path.name}.old")
-        shutil.rmtree(old, ignore_errors=True)
-        if path.exists():
-            os.rename(path, old)
-        os.rename(tmp, path)
-        shutil.rmtree(old, ignore_errors=True)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    Before the block: the folder's old record and files are removed. After it succeeds: the
+    local files are copied into ``folder`` (plain sequential writes), then the record listing
+    every file in ``folder`` is written last. Files written straight into ``folder`` by the block
+    (Spark's Parquet output) are listed too. If the block fails, ``folder`` stays uncommitted.
+    """
+    folder = Path(folder)
+    (folder / MANIFEST).unlink(missing_ok=True)
+    if folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    with tempfile.TemporaryDirectory(prefix=f"penguins-{folder.name}-") as local:
+        yield Path(local)
+        for path in sorted(Path(local).rglob("*")):
+            target = folder / path.relative_to(local)
+            if path.is_dir():
+                target.mkdir(exist_ok=True)
+            else:
+                shutil.copyfile(path, target)
+    manifest = {
+        "stage": stage,
+        "parameters": parameters or {},
+        "committed": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "files": describe(folder),
+    }
+    (folder / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
 
 
 def write_json(path: str | os.PathLike, data) -> None:
-    """Write ``data`` as indented JSON, atomically."""
-    with atomic_file(path) as tmp:
-        tmp.write_text(json.dumps(data, indent=2) + "\n")
+    Path(path).write_text(json.dumps(data, indent=2) + "\n")
 
 
 def read_json(path: str | os.PathLike):

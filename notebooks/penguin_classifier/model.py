@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .layout import Lab, atomic_file, read_json, write_json
+from .layout import Lab, handover, read_json, write_json
 
 
 class PenguinNet(nn.Module):
@@ -36,9 +36,8 @@ def create_model(hidden: int = 10, seed: int = 0, n_features: int = 5, n_classes
 
 
 def save_weights(model: nn.Module, path) -> None:
-    """``torch.save`` of the state dict, renamed into place only when complete."""
-    with atomic_file(path) as tmp:
-        torch.save(model.state_dict(), tmp)
+    """``torch.save`` of the state dict (to local disk: a stage then hands the file over)."""
+    torch.save(model.state_dict(), path)
 
 
 def load_model(config_path, weights_path) -> PenguinNet:
@@ -51,19 +50,20 @@ def load_model(config_path, weights_path) -> PenguinNet:
 
 
 def save_initial_model(lab: Lab, hidden: int = 10, seed: int = 0) -> PenguinNet:
-    """Write ``model/config.json`` and the seeded ``model/initial.pt``."""
-    lab.require(lab.features, stage="02_prepare")
+    """Write and commit ``model/config.json`` and the seeded ``model/initial.pt``."""
+    lab.require("prepared")
     features = read_json(lab.features)
-    model = create_model(hidden, seed, len(features["features"]), len(features["species"]))
-    write_json(
-        lab.model_config,
-        {
-            "n_features": len(features["features"]),
-            "hidden": hidden,
-            "n_classes": len(features["species"]),
-            "seed": seed,
-            "parameters": parameter_count(model),
-        },
-    )
-    save_weights(model, lab.initial_weights)
+    with handover(lab.model_config.parent, "03_model", {"hidden": hidden, "seed": seed}) as out:
+        model = create_model(hidden, seed, len(features["features"]), len(features["species"]))
+        write_json(
+            out / lab.model_config.name,
+            {
+                "n_features": len(features["features"]),
+                "hidden": hidden,
+                "n_classes": len(features["species"]),
+                "seed": seed,
+                "parameters": parameter_count(model),
+            },
+        )
+        save_weights(model, out / lab.initial_weights.name)
     return model

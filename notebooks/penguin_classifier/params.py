@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from .errors import PenguinInputError
+from .layout import Lab
+from .runtime import on_databricks
 
 
 def text(dbutils, name: str) -> str:
@@ -36,3 +38,20 @@ def choice(dbutils, name: str, options: list[str]) -> str:
     if value not in options:
         raise PenguinInputError(f"parameter {name}: {value!r} is not one of {options}")
     return value
+
+
+def lab_dir(dbutils) -> Lab:
+    """The lab folder; on Databricks it must be a Unity Catalog volume path.
+
+    Since Runtime 14 Python resolves a relative path against the notebook's workspace folder
+    but Spark does not, so the stages would read and write different places.
+    """
+    value = text(dbutils, "lab_dir")
+    if not value:
+        raise PenguinInputError("parameter lab_dir is empty: set it to the lab folder")
+    if on_databricks() and not value.startswith("/Volumes/"):
+        raise PenguinInputError(
+            f"parameter lab_dir: {value!r} is not a volume path; on Databricks set lab_dir to "
+            "/Volumes/<catalog>/<schema>/<volume> (the bundle's job passes it)"
+        )
+    return Lab(value)

@@ -70,10 +70,8 @@ def classify(model, penguin: Penguin, spec: dict) -> tuple[str, dict[str, float]
     return species[best], dict(zip(species, probabilities, strict=True))
 
 
-def predict(lab: Lab, penguin: Penguin, weights=None) -> tuple[str, dict[str, float]]:
+def predict(lab: Lab, penguin: Penguin) -> tuple[str, dict[str, float]]:
     """Classify ``penguin`` with the lab folder's features spec and trained weights."""
-    lab.require(lab.features, stage="02_prepare")
-    weights = weights or lab.weights
-    lab.require(lab.model_config, weights, stage="04_train")
+    lab.require("prepared", "model", "trained")
     spec = read_json(lab.features)
-    return classify(load_model(lab.model_config, weights), penguin, spec)
+    return classify(load_model(lab.model_config, lab.weights), penguin, spec)

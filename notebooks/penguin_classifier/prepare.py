@@ -10,6 +10,7 @@ Two changes from the lab, both for honest figures:
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,8 +18,9 @@ from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql.types import StringType, StructField, StructType
 
+from .errors import PenguinInputError
 from .ingest import COLUMNS, SPECIES
-from .layout import Lab, atomic_dir, write_json
+from .layout import Lab, handover, write_json
 
 FEATURES = ["IslandIdx", "CulmenLength", "CulmenDepth", "FlipperScaled", "MassScaled"]
 LABEL = "Species"
@@ -32,12 +34,16 @@ class PrepareReport:
     test_rows: int
     oversampled_rows: int
     islands: list[str]
+    warnings: list[str]
 
     def summary(self) -> str:
-        return (
-            f"{self.rows} complete rows; islands {dict(enumerate(self.islands))}\n"
-            f"split: {self.train_rows} train / {self.test_rows} test; "
-            f"train oversampled to {self.oversampled_rows} rows"
+        return "\n".join(
+            [
+                f"{self.rows} complete rows; islands {dict(enumerate(self.islands))}",
+                f"split: {self.train_rows} train / {self.test_rows} test; "
+                f"train oversampled to {self.oversampled_rows} rows",
+                *(f"WARNING: {w}" for w in self.warnings),
+            ]
         )
 
 
@@ -99,10 +105,39 @@ def oversample(train: DataFrame, copies: int) -> DataFrame:
     return train.select("*", copy)
 
 
-def parquet_rows(path: Path) -> int:
-    import pyarrow.parquet as pq
+def split_sizes(data: DataFrame, test_fraction: float) -> dict[int, tuple[int, int]]:
+    """``{species: (train rows, test rows)}`` the split will give; one Spark job.
 
-    return sum(pq.ParquetFile(f).metadata.num_rows for f in path.glob("*.parquet"))
+    Refuses, with one line, data from which no valid split can be built: no complete row, a
+    measurement that is not a finite positive number, or a species too small to be in both
+    the training and the test split.
+    """
+    measurements = [c for c in COLUMNS if c not in ("Island", LABEL)]
+    stats = data.groupBy(LABEL).agg(
+        F.count("*").alias("rows"),
+        *(F.min(c).alias(f"min_{c}") for c in measurements),
+        *(F.max(c).alias(f"max_{c}") for c in measurements),
+    )
+    sizes = {}
+    for row in stats.collect():
+        for c in measurements:
+            low, high = row[f"min_{c}"], row[f"max_{c}"]
+            if not (low > 0 and math.isfinite(high)):
+                raise PenguinInputError(
+                    f"column {c}: values from {low} to {high}; every measurement must be a "
+                    "finite positive number"
+                )
+        n_test = math.floor(row["rows"] * test_fraction + 0.5)
+        sizes[row[LABEL]] = (row["rows"] - n_test, n_test)
+    if not sizes:
+        raise PenguinInputError("no complete rows: every row has a missing value")
+    small = [f"{SPECIES[s]} ({sum(n)} rows)" for s, n in sorted(sizes.items()) if 0 in n]
+    if small:
+        raise PenguinInputError(
+            f"too few complete rows to have every species in both train and test at "
+            f"test_fraction {test_fraction}: {', '.join(small)}"
+        )
+    return sizes
 
 
 def write_ordered(df: DataFrame, path: Path, order: list[str]) -> None:
@@ -117,39 +152,50 @@ def prepare(
     test_fraction: float = 0.3,
     seed: int = 0,
 ) -> PrepareReport:
-    """Read ``lab.raw``, write ``lab.prepared_dir`` (train, test, features.json) atomically."""
-    lab.require(lab.raw, stage="01_ingest")
-    data = clean(read_raw(spark, lab.raw)).cache()
-    islands = island_vocabulary(data)
-    train, test = stratified_split(encode(data, islands), test_fraction, seed)
-    with atomic_dir(lab.prepared_dir) as out:
-        write_ordered(
-            oversample(train, oversample_copies), out / "train.parquet", ["_copy", "_key"]
-        )
-        write_ordered(test, out / "test.parquet", ["_key"])
-        # Row counts from the Parquet footers: no more Spark jobs for them.
-        train_rows = parquet_rows(out / "train.parquet") // oversample_copies
-        test_rows = parquet_rows(out / "test.parquet")
+    """Read ``lab.raw``; write and commit ``prepared/`` (train, test, features.json)."""
+    lab.require("raw")
+    parameters = {"oversample": oversample_copies, "test_fraction": test_fraction, "seed": seed}
+    with handover(lab.features.parent, "02_prepare", parameters) as out:
+        data = clean(read_raw(spark, lab.raw)).cache()
+        sizes = split_sizes(data, test_fraction)
+        islands = island_vocabulary(data)
+        train, test = stratified_split(encode(data, islands), test_fraction, seed)
+        # Spark writes its Parquet folders straight into the lab folder: on Databricks it
+        # writes volumes through cloud storage, not the FUSE mount.
+        write_ordered(oversample(train, oversample_copies), lab.train, ["_copy", "_key"])
+        write_ordered(test, lab.test, ["_key"])
+        data.unpersist()
+        train_rows = sum(n for n, _ in sizes.values())
+        test_rows = sum(n for _, n in sizes.values())
+        warnings = [
+            f"species {s} has no complete rows" for i, s in enumerate(SPECIES) if i not in sizes
+        ]
         write_json(
-            out / "features.json",
+            out / lab.features.name,
             {
                 "features": FEATURES,
                 "label": LABEL,
                 "species": SPECIES,
                 "islands": islands,
                 "scaling": SCALING,
-                "oversample": oversample_copies,
-                "test_fraction": test_fraction,
-                "seed": seed,
+                **parameters,
                 "rows": {
                     "complete": train_rows + test_rows,
                     "train": train_rows,
                     "test": test_rows,
                     "train_oversampled": train_rows * oversample_copies,
+                    "per_species": {
+                        SPECIES[s]: {"train": a, "test": b} for s, (a, b) in sorted(sizes.items())
+                    },
                 },
+                "warnings": warnings,
             },
         )
-    data.unpersist()
     return PrepareReport(
-        train_rows + test_rows, train_rows, test_rows, train_rows * oversample_copies, islands
+        train_rows + test_rows,
+        train_rows,
+        test_rows,
+        train_rows * oversample_copies,
+        islands,
+        warnings,
     )

@@ -3,18 +3,20 @@
 Each is the single-process story of ``train.py`` with the distributed additions marked
 (``# Horovod:`` / ``# DDP:``): init, a distinct shard per rank (DistributedSampler), learning
 rate × world size, the same initial state on every rank, a wrapped optimizer or model, and a
-rank-0 guard around saving. Every rank returns the same all-reduced figures, so the caller gets
-correct values whichever rank's result a launcher hands back.
+rank-0 guard around saving. Here no rank saves: ranks may run on other nodes, and a launcher
+hands back one rank's result (TorchDistributor's local mode: whichever finishes last). Averaged
+gradients keep every rank's model the same, so each rank returns its weights and the same
+all-reduced figures, and the driver commits the file.
 
 Imports that only workers need (horovod, torch.distributed) stay inside the functions.
 """
 
 from __future__ import annotations
 
+import io
 import os
 import time
 from datetime import timedelta
-from pathlib import Path
 
 import torch
 from torch import nn
@@ -22,7 +24,7 @@ from torch.utils.data import TensorDataset
 from torch.utils.data.distributed import DistributedSampler
 
 from .layout import Lab, read_json
-from .model import load_model, save_weights
+from .model import load_model
 from .train import load_split, make_optimizer, train_epoch
 
 
@@ -49,8 +51,15 @@ def shard_report(all_indices: list[torch.Tensor], rows: int) -> dict:
     }
 
 
+def weights_bytes(model: nn.Module) -> bytes:
+    """The state dict as ``torch.save`` writes it, for the driver to commit."""
+    buffer = io.BytesIO()
+    torch.save(model.state_dict(), buffer)
+    return buffer.getvalue()
+
+
 def train_rank_horovod(job: dict) -> dict:
-    """One Horovod process: train on this rank's shard; rank 0 saves into ``job['run_dir']``."""
+    """One Horovod process: train on this rank's shard; return the weights and figures."""
     import horovod.torch as hvd
 
     hvd.init()  # Horovod: init
@@ -70,11 +79,10 @@ def train_rank_horovod(job: dict) -> dict:
     for _epoch in range(job["epochs"]):
         train_loss = train_epoch(model, batches, optimizer, loss_fn)
     train_s = time.perf_counter() - start
-    if rank == 0:  # Horovod: only rank 0 saves
-        save_weights(model, Path(job["run_dir"]) / "penguin_classifier.pt")
     sizes = hvd.allgather(torch.tensor([len(indices)])).tolist()
     all_indices = list(hvd.allgather(indices).split(sizes))
     return {
+        "weights": weights_bytes(model),  # Horovod: the same on every rank; the driver saves
         "train_loss": hvd.allreduce(torch.tensor(train_loss), op=hvd.Average).item(),
         "train_s": hvd.allreduce(torch.tensor(train_s), op=hvd.Max).item(),
         "world_size": size,
@@ -83,7 +91,7 @@ def train_rank_horovod(job: dict) -> dict:
 
 
 def train_rank_torch(job: dict) -> dict:
-    """One TorchDistributor process (DDP over gloo, or nccl on GPUs); rank 0 saves."""
+    """One TorchDistributor process (DDP over gloo, or nccl on GPUs): weights and figures."""
     import torch.distributed as dist
     from torch.nn.parallel import DistributedDataParallel as DDP
 
@@ -121,8 +129,6 @@ def ddp_training(job: dict, rank: int, size: int, device, DDP, dist) -> dict:  #
         train_loss = train_epoch(ddp_model, batches, optimizer, loss_fn)
     train_s = time.perf_counter() - start
     del ddp_model, optimizer  # see train_rank_torch: the reducer goes before the group
-    if rank == 0:  # DDP: only rank 0 saves
-        save_weights(model.cpu(), Path(job["run_dir"]) / "penguin_classifier.pt")
     all_indices: list = [None] * size
     dist.all_gather_object(all_indices, indices)
     mean_loss = torch.tensor(train_loss / size, device=device)
@@ -130,6 +136,7 @@ def ddp_training(job: dict, rank: int, size: int, device, DDP, dist) -> dict:  #
     slowest = torch.tensor(train_s, device=device)
     dist.all_reduce(slowest, op=dist.ReduceOp.MAX)
     return {
+        "weights": weights_bytes(model.cpu()),  # DDP: the same on every rank; the driver saves
         "train_loss": mean_loss.item(),
         "train_s": slowest.item(),
         "world_size": size,

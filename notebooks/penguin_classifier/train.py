@@ -15,7 +15,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from .layout import Lab, read_json, write_json
+from .layout import Lab, handover, read_json, write_json
 from .model import PenguinNet, load_model, save_weights
 
 
@@ -141,22 +141,18 @@ def train_stage(
     device: str = "auto",
     log=print,
 ) -> list[Epoch]:
-    """Train from ``model/initial.pt``; write the weights and the history atomically."""
-    lab.require(lab.features, stage="02_prepare")
-    lab.require(lab.model_config, lab.initial_weights, stage="03_model")
+    """Train from ``model/initial.pt``; write and commit the weights and the history."""
+    lab.require("prepared", "model")
     spec = read_json(lab.features)
     model = load_model(lab.model_config, lab.initial_weights)
     train = load_split(lab.train, spec["features"], spec["label"])
     test = load_split(lab.test, spec["features"], spec["label"])
-    history = fit(model, train, test, epochs, lr, batch_size, device, log=log)
-    save_weights(model.cpu(), lab.weights)
-    write_json(
-        lab.history,
-        {
-            "epochs": epochs,
-            "lr": lr,
-            "batch_size": batch_size,
-            "history": [e.to_dict() for e in history],
-        },
-    )
+    parameters = {"epochs": epochs, "lr": lr, "batch_size": batch_size, "device": device}
+    with handover(lab.weights.parent, "04_train", parameters) as out:
+        history = fit(model, train, test, epochs, lr, batch_size, device, log=log)
+        save_weights(model.cpu(), out / lab.weights.name)
+        write_json(
+            out / lab.history.name,
+            {**parameters, "history": [e.to_dict() for e in history]},
+        )
     return history
