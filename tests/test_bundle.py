@@ -1,4 +1,5 @@
-"""databricks.yml: the official schema, the checks the CLI adds, and the local run following it."""
+"""databricks.yml: the official schema, the checks the CLI adds, every target as the CLI merges it,
+and the local run following the bundle."""
 
 from __future__ import annotations
 
@@ -6,8 +7,19 @@ import copy
 import shutil
 
 import pytest
-from penguin_classifier.bundle import job_tasks, load_bundle, ordered_tasks, variable_values
-from penguin_classifier.bundle_checks import check_bundle, load_schema, schema_problems
+from penguin_classifier.bundle import (
+    job_tasks,
+    load_bundle,
+    ordered_tasks,
+    target_config,
+    variable_values,
+)
+from penguin_classifier.bundle_checks import (
+    EXAMPLE_USERS,
+    check_bundle,
+    load_schema,
+    schema_problems,
+)
 from penguin_classifier.cli import main
 from penguin_classifier.errors import PenguinInputError
 from penguin_classifier.jobs import local_tasks
@@ -16,6 +28,7 @@ from penguin_classifier.runtime import project_root, shipped_data
 ROOT = project_root()
 SCHEMA = ROOT.parent / "shared" / "databricks-bundle-schema.json"
 STAGES = ["ingest", "prepare", "model", "train", "evaluate", "distribute"]
+ADA = EXAMPLE_USERS[0]  # ada@example.com, short name "ada"
 
 
 @pytest.fixture(scope="module")
@@ -30,10 +43,28 @@ def schema():
     return load_schema(SCHEMA)
 
 
-def task(config, key):
-    return next(
-        t for t in config["resources"]["jobs"]["penguin_training"]["tasks"] if t["task_key"] == key
-    )
+def job(c):
+    return c["resources"]["jobs"]["penguin_training"]
+
+
+def task(c, key):
+    return next(t for t in job(c)["tasks"] if t["task_key"] == key)
+
+
+def target(c, name):
+    return c["targets"][name]
+
+
+def lab_cluster(c):
+    return target(c, "dev")["resources"]["clusters"]["lab_cluster"]
+
+
+def single_node(c):
+    return job(c)["job_clusters"][0]["new_cluster"]
+
+
+def scale_job(c):
+    return target(c, "scale")["resources"]["jobs"]["penguin_training"]
 
 
 # --- the official JSON schema ----------------------------------------------------------------
@@ -52,15 +83,21 @@ def test_bundle_matches_the_official_schema(config, schema):
             "('notebook_tsk' was unexpected)",
         ),
         (
-            lambda c: c["resources"]["clusters"]["lab_cluster"].update(num_workers="two"),
-            "resources.clusters.lab_cluster.num_workers: 'two' is not of type 'integer'",
+            lambda c: lab_cluster(c).update(num_workers="two"),
+            "targets.dev.resources.clusters.lab_cluster.num_workers: 'two' is not of type "
+            "'integer'",
         ),
         (
-            lambda c: c["targets"]["prod"].update(root_path="/Shared/x"),
+            lambda c: target(c, "prod").update(root_path="/Shared/x"),
             "targets.prod: Additional properties are not allowed ('root_path' was unexpected)",
         ),
+        (
+            lambda c: target(c, "prod")["permissions"].append({"level": "CAN_MANAGE", "user": "x"}),
+            "targets.prod.permissions.2: Additional properties are not allowed ('user' was "
+            "unexpected)",
+        ),
     ],
-    ids=["misspelt key", "wrong type", "key at the wrong level"],
+    ids=["misspelt key", "wrong type", "key at the wrong level", "target permissions"],
 )
 def test_schema_rejects_a_broken_copy(config, schema, break_it, message):
     broken = copy.deepcopy(config)
@@ -68,33 +105,103 @@ def test_schema_rejects_a_broken_copy(config, schema, break_it, message):
     assert message in schema_problems(broken, schema)
 
 
-# --- the checks the CLI adds -----------------------------------------------------------------
+# --- every target, merged as the CLI merges it ---------------------------------------------------
+
+
+def test_the_single_node_spec_is_written_once_and_shared_by_alias(config):
+    # `new_cluster: &single_node` in the job, `<<: *single_node` in dev's interactive cluster.
+    assert (ROOT / "databricks.yml").read_text().count("spark.databricks.cluster.profile") == 1
+    shared = {k: v for k, v in lab_cluster(config).items() if k in single_node(config)}
+    assert shared == single_node(config)
+    # Loaded as separate values, so changing one (in a broken copy) leaves the other alone.
+    assert lab_cluster(config)["spark_conf"] is not single_node(config)["spark_conf"]
+
+
+def test_targets_merge_as_the_cli_merges_them(config):
+    dev, prod, scale = (target_config(config, t) for t in ("dev", "prod", "scale"))
+    # The interactive cluster is dev's only.
+    assert list(dev["resources"]["clusters"]) == ["lab_cluster"]
+    assert "clusters" not in prod["resources"] and "clusters" not in scale["resources"]
+    # scale adds a job cluster (merged by job_cluster_key) and moves one task onto it (merged by
+    # task_key): its base_parameters are the base's plus scale's.
+    assert [c["job_cluster_key"] for c in job(scale)["job_clusters"]] == ["single_node", "workers"]
+    assert job(scale)["job_clusters"][1]["new_cluster"]["num_workers"] == "${var.num_workers}"
+    assert [t["task_key"] for t in job(scale)["tasks"]] == STAGES
+    assert task(scale, "distribute")["job_cluster_key"] == "workers"
+    assert task(scale, "distribute")["notebook_task"]["base_parameters"] == {
+        "backend": "${var.distribute_backend}",
+        "num_processes": "${var.num_workers}",
+        "epochs": "100",
+        "local_mode": "false",
+    }
+    assert task(scale, "distribute")["depends_on"] == [{"task_key": "evaluate"}]
+    # prod: its own root, run_as and permissions; its variable default replaces the base one.
+    assert prod["bundle"]["mode"] == "production"
+    assert prod["run_as"] == {"user_name": "${workspace.current_user.userName}"}
+    assert [p["level"] for p in prod["permissions"]] == ["CAN_MANAGE", "CAN_VIEW"]
+    assert prod["variables"]["volume"]["default"] == "deepml_lab_prod"
+    assert dev["variables"]["volume"]["default"].startswith("deepml_lab_${bundle.target}_")
+    # The loaded file itself is untouched.
+    assert len(job(config)["job_clusters"]) == 1
+
+
+def test_each_target_and_user_has_its_own_volume_and_lab_dir_is_its_path(config):
+    def lab_dir(target, user):
+        return job_tasks(config, {}, {}, target, known=user)[0].params["lab_dir"]
+
+    grace = EXAMPLE_USERS[1]
+    assert lab_dir("dev", ADA) == "/Volumes/main/default/deepml_lab_dev_ada"
+    assert lab_dir("dev", grace) == "/Volumes/main/default/deepml_lab_dev_grace"
+    assert lab_dir("scale", ADA) == "/Volumes/main/default/deepml_lab_scale_ada"
+    assert lab_dir("prod", ADA) == lab_dir("prod", grace) == "/Volumes/main/default/deepml_lab_prod"
+    # lab_dir follows the volume's own fields: a catalog set once moves both.
+    tasks = job_tasks(config, {"catalog": "training"}, {}, "prod", known=ADA)
+    assert tasks[0].params["lab_dir"] == "/Volumes/training/default/deepml_lab_prod"
+
+
+# --- the checks the CLI adds, on every target ------------------------------------------------
 
 
 def test_bundle_passes_the_consistency_checks(config):
     assert check_bundle(config, ROOT) == []
 
 
-def job_cluster(c):
-    return c["resources"]["jobs"]["penguin_training"]["job_clusters"][0]["new_cluster"]
-
-
+ALL = "[dev, scale, prod] "
 BROKEN = [
     (
-        lambda c: job_cluster(c)["spark_conf"].pop("spark.master"),
-        "resources.jobs.penguin_training.job_clusters[0].new_cluster: spark_conf spark.master "
-        "must be local[*]",
+        lambda c: single_node(c)["spark_conf"].pop("spark.master"),
+        ALL + "resources.jobs.penguin_training.job_clusters[0].new_cluster: a single node "
+        "(num_workers 0) needs spark_conf spark.master: local[*]",
     ),
     (
-        lambda c: c["resources"]["clusters"]["lab_cluster"].update(num_workers=2),
-        "resources.clusters.lab_cluster: num_workers must be 0",
+        lambda c: lab_cluster(c)["custom_tags"].clear(),
+        "[dev] resources.clusters.lab_cluster: a single node (num_workers 0) needs custom_tags "
+        "ResourceClass: SingleNode",
     ),
     (
-        lambda c: c["resources"]["clusters"]["lab_cluster"]["custom_tags"].clear(),
-        "resources.clusters.lab_cluster: custom_tags ResourceClass: SingleNode",
+        lambda c: lab_cluster(c).update(num_workers=2),
+        "[dev] resources.clusters.lab_cluster: num_workers 2, yet single-node spark_conf "
+        "spark.databricks.cluster.profile: singleNode",
     ),
     (
-        lambda c: job_cluster(c).update(runtime_engine="PHOTON"),
+        lambda c: scale_job(c)["job_clusters"][0]["new_cluster"].update(
+            custom_tags={"ResourceClass": "SingleNode"}
+        ),
+        "[scale] resources.jobs.penguin_training.job_clusters[1].new_cluster: num_workers 2, yet "
+        "single-node custom_tags ResourceClass: SingleNode",
+    ),
+    (
+        lambda c: target(c, "scale").update(variables={"num_workers": "two"}),
+        "[scale] resources.jobs.penguin_training.job_clusters[1].new_cluster: num_workers 'two' "
+        "is not a whole number",
+    ),
+    (
+        lambda c: scale_job(c)["tasks"][0]["notebook_task"]["base_parameters"].pop("local_mode"),
+        "[scale] penguin_training.tasks.distribute: runs on a cluster with 2 workers but not on "
+        'them; set base_parameters local_mode: "false"',
+    ),
+    (
+        lambda c: single_node(c).update(runtime_engine="PHOTON"),
         "runtime_engine: STANDARD (no Photon)",
     ),
     (
@@ -107,7 +214,7 @@ BROKEN = [
     ),
     (
         lambda c: task(c, "train")["notebook_task"].update(notebook_path="./notebooks/04_trian.py"),
-        "penguin_training.tasks.train: notebook ./notebooks/04_trian.py not found",
+        ALL + "penguin_training.tasks.train: notebook ./notebooks/04_trian.py not found",
     ),
     (
         lambda c: task(c, "model").update(depends_on=[{"task_key": "ingestion"}]),
@@ -122,9 +229,46 @@ BROKEN = [
         "penguin_training.tasks.train: base_parameters 'epoch' is not a widget of 04_train.py",
     ),
     (
-        lambda c: task(c, "ingest")["notebook_task"]["base_parameters"].pop("lab_dir"),
-        "penguin_training.tasks.ingest: widget 'lab_dir' of 01_ingest.py has no safe default; "
-        "set it in base_parameters",
+        lambda c: job(c).pop("parameters"),
+        ALL + "penguin_training.tasks.ingest: widget 'lab_dir' of 01_ingest.py has no safe "
+        "default; set it in base_parameters or the job's parameters",
+    ),
+    (
+        lambda c: task(c, "model")["notebook_task"]["base_parameters"].update(lab_dir="lab"),
+        "penguin_training.tasks.model: base_parameters 'lab_dir' is also a job parameter, which "
+        "wins",
+    ),
+    (
+        lambda c: job(c)["parameters"].append({"name": "labdir", "default": "x"}),
+        "penguin_training.parameters: 'labdir' is not a widget of any task's notebook",
+    ),
+    (
+        lambda c: job(c)["parameters"][0].update(default="/Volumes/main/default/deepml_lab"),
+        ALL + "penguin_training.parameters: lab_dir /Volumes/main/default/deepml_lab is not the "
+        "path of a bundle volume",
+    ),
+    (
+        lambda c: c["variables"]["volume"].update(default="deepml_lab_${bundle.target}"),
+        "[dev] resources.volumes.lab_volume: every user gets /Volumes/main/default/deepml_lab_dev; "
+        "put ${workspace.current_user.short_name} in its name",
+    ),
+    (
+        lambda c: target(c, "prod")["variables"].update(
+            volume="deepml_lab_dev_${workspace.current_user.short_name}"
+        ),
+        "targets dev, prod share the volume /Volumes/main/default/deepml_lab_dev_ada",
+    ),
+    (
+        lambda c: target(c, "prod")["workspace"].update(
+            root_path="/Workspace/Shared/.bundle/${bundle.name}/${bundle.target}"
+        ),
+        "[prod] workspace.root_path /Workspace/Shared/.bundle/penguin_classifier/prod is "
+        "writable by every workspace user",
+    ),
+    (lambda c: target(c, "prod").pop("run_as"), "[prod] run_as must be set for mode: production"),
+    (
+        lambda c: target(c, "prod").update(variables={"volume_name": "x"}),
+        "targets.prod: variable volume_name is not defined but is assigned a value",
     ),
     (
         lambda c: task(c, "distribute")["notebook_task"]["base_parameters"].update(
@@ -134,7 +278,7 @@ BROKEN = [
         "${var.backend} is not a declared variable",
     ),
     (
-        lambda c: c["resources"]["jobs"]["penguin_training"]["tasks"].pop(),
+        lambda c: job(c)["tasks"].pop(),
         "penguin_training: tasks must be ingest -> prepare -> model -> train -> evaluate -> "
         "distribute, found ingest -> prepare -> model -> train -> evaluate",
     ),
@@ -153,8 +297,9 @@ def test_a_notebook_without_the_databricks_header_is_rejected(config, tmp_path):
     shutil.copytree(ROOT / "notebooks", tmp_path / "notebooks")
     path = tmp_path / "notebooks" / "03_model.py"
     path.write_text(path.read_text().replace("# Databricks notebook source\n", "", 1))
+    # Once, with every target it shows in.
     assert check_bundle(config, tmp_path) == [
-        "penguin_training.tasks.model: 03_model.py does not start with "
+        "[dev, scale, prod] penguin_training.tasks.model: 03_model.py does not start with "
         "'# Databricks notebook source'"
     ]
 
@@ -162,24 +307,30 @@ def test_a_notebook_without_the_databricks_header_is_rejected(config, tmp_path):
 def test_validate_command(tmp_path, capsys):
     assert main(["validate"]) == 0
     broken = tmp_path / "databricks.yml"
+    # The first `num_workers: 0` is the shared single-node spec: every single node breaks.
     broken.write_text(
         (ROOT / "databricks.yml").read_text().replace("num_workers: 0", "num_workers: 1", 1)
     )
     shutil.copytree(ROOT / "notebooks", tmp_path / "notebooks")
     assert main(["validate", "--bundle", str(broken)]) == 1
-    assert "resources.clusters.lab_cluster: num_workers must be 0" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert (
+        "[dev] resources.clusters.lab_cluster: num_workers 1, yet single-node spark_conf "
+        "spark.master: local[*]" in out
+    )
+    assert "[dev, scale, prod] resources.jobs.penguin_training.job_clusters[0]" in out
 
 
 # --- the local run follows the bundle ------------------------------------------------------------
 
 
 def test_local_run_uses_the_bundles_tasks_order_and_parameters(config):
-    deployed = job_tasks(config, {}, "dev")
+    deployed = job_tasks(config, {}, {}, "dev", known=ADA)
     local = local_tasks()
     assert [t.key for t in local] == [t.key for t in deployed] == STAGES
     assert [t.notebook.name for t in local] == [f"0{i}_{k}.py" for i, k in enumerate(STAGES, 1)]
-    # Only the two local variables differ from the deployed job's parameters.
-    assert deployed[0].params["lab_dir"] == "/Volumes/main/default/deepml_lab"
+    # Only lab_dir (a job parameter, so in every task) and the source differ from the job's.
+    assert {t.params["lab_dir"] for t in deployed} == {"/Volumes/main/default/deepml_lab_dev_ada"}
     assert deployed[0].params["source"].startswith("https://raw.githubusercontent.com/")
     for d, lo in zip(deployed, local, strict=True):
         expected = {**d.params, "lab_dir": "lab"}
@@ -189,18 +340,51 @@ def test_local_run_uses_the_bundles_tasks_order_and_parameters(config):
     assert local[3].params == {"lab_dir": "lab", "epochs": "100", "lr": "0.001", "batch_size": "20"}
 
 
-def test_variables_resolve_with_overrides(config):
-    values = variable_values(config, {"catalog": "training", "distribute_backend": "torch"}, "dev")
-    assert values["lab_dir"] == "/Volumes/training/default/deepml_lab"
-    tasks = local_tasks({"distribute_backend": "torch", "lab_dir": "/tmp/x"})
+def test_local_run_of_the_scale_target_runs_the_distribute_stage_off_the_driver():
+    distribute = local_tasks(target="scale")[-1]
+    assert distribute.params["local_mode"] == "false"
+    assert distribute.params["num_processes"] == "2"  # ${var.num_workers}
+
+
+def test_variables_and_job_parameters_resolve_with_overrides(config):
+    values = variable_values(target_config(config, "prod"), {"catalog": "training"})
+    assert values["catalog"] == "training" and values["volume"] == "deepml_lab_prod"
+    tasks = local_tasks({"distribute_backend": "torch"}, parameters={"lab_dir": "/tmp/x"})
     assert tasks[-1].params["backend"] == "torch"
     assert {t.params["lab_dir"] for t in tasks} == {"/tmp/x"}
     with pytest.raises(
         PenguinInputError, match="--var catalogue: not a variable of databricks.yml"
     ):
-        variable_values(config, {"catalogue": "x"}, "dev")
+        variable_values(config, {"catalogue": "x"})
+    with pytest.raises(PenguinInputError, match="job parameter labdir: not a parameter of"):
+        local_tasks(parameters={"labdir": "x"})
     with pytest.raises(PenguinInputError, match="--target 'staging': not a target"):
-        job_tasks(config, {}, "staging")
+        job_tasks(config, {}, {}, "staging")
+
+
+def test_job_parameters_win_over_base_parameters(config):
+    broken = copy.deepcopy(config)
+    task(broken, "train")["notebook_task"]["base_parameters"]["lab_dir"] = "elsewhere"
+    train = job_tasks(broken, {}, {"lab_dir": "lab"}, "dev")[3]
+    assert train.params["lab_dir"] == "lab"
+
+
+def test_a_reference_the_local_run_uses_without_a_value_is_one_line(config):
+    # The volume's name needs the workspace user, unknown locally: only lab_dir's default uses it.
+    with pytest.raises(PenguinInputError) as err:
+        job_tasks(config, {}, {}, "dev")
+    assert str(err.value) == (
+        "databricks.yml resources.jobs.penguin_training.parameters.lab_dir: "
+        "${workspace.current_user.short_name} has no value outside a workspace"
+    )
+    broken = copy.deepcopy(config)
+    task(broken, "train")["notebook_task"]["base_parameters"]["lr"] = "${var.lr}"
+    with pytest.raises(PenguinInputError) as err:
+        job_tasks(broken, {}, {"lab_dir": "lab"}, "dev")
+    assert str(err.value) == (
+        "databricks.yml resources.jobs.penguin_training.tasks.train.base_parameters.lr: "
+        "${var.lr} has no value"
+    )
 
 
 def test_task_order_comes_from_depends_on():
@@ -211,8 +395,12 @@ def test_task_order_comes_from_depends_on():
     ]
     assert [t["task_key"] for t in ordered_tasks(tasks)] == ["a", "b", "c"]
     tasks[1]["depends_on"] = [{"task_key": "c"}]
-    with pytest.raises(PenguinInputError, match="cycle"):
+    with pytest.raises(PenguinInputError) as err:
         ordered_tasks(tasks)
+    assert str(err.value).startswith("databricks.yml: tasks depend on each other in a cycle: ")
+    assert "\n" not in str(err.value)
+    with pytest.raises(PenguinInputError, match="task 'a' depends on unknown 'z'"):
+        ordered_tasks([{"task_key": "a", "depends_on": [{"task_key": "z"}]}])
 
 
 def test_run_with_an_unknown_variable_is_one_line_and_exit_2(capsys):

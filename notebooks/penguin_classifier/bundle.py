@@ -1,4 +1,4 @@
-"""Read ``databricks.yml``: variables, the job's task graph, and ``${...}`` references.
+"""Read ``databricks.yml`` as the Databricks CLI does: targets merged in, ``${...}`` resolved.
 
 ``penguins run`` executes the bundle's own task graph locally with this module, so the local run
 and the deployed job cannot drift apart.
@@ -7,6 +7,7 @@ and the deployed job cannot drift apart.
 from __future__ import annotations
 
 import re
+from graphlib import CycleError, TopologicalSorter
 from pathlib import Path
 
 import yaml
@@ -17,6 +18,11 @@ from .runtime import project_root
 
 JOB = "penguin_training"
 REFERENCE = re.compile(r"\$\{([A-Za-z_][\w.-]*)\}")
+# Top-level keys a target merges into (the rest it replaces): Root.MergeTargetOverrides in
+# bundle/config/root.go of databricks/cli.
+MERGED_KEYS = ("bundle", "workspace", "artifacts", "resources", "sync", "permissions", "presets")
+# Lists of a job whose elements merge by key (bundle/config/mutator/merge_job_*.go).
+KEYED_LISTS = (("job_clusters", "job_cluster_key"), ("tasks", "task_key"), ("parameters", "name"))
 
 
 def bundle_file() -> Path:
@@ -26,108 +32,185 @@ def bundle_file() -> Path:
 def load_bundle(path: Path | None = None) -> dict:
     """The bundle configuration with its ``include`` files merged (resources, variables)."""
     path = path or bundle_file()
-    config = yaml.safe_load(path.read_text()) or {}
+    config = plain(yaml.safe_load(path.read_text()) or {})
     for pattern in config.get("include", []):
         for included in sorted(path.parent.glob(pattern)):
-            merge(config, yaml.safe_load(included.read_text()) or {})
+            config = merge(config, plain(yaml.safe_load(included.read_text()) or {}))
     return config
 
 
-def merge(into: dict, other: dict) -> None:
-    for key, value in other.items():
-        if isinstance(value, dict) and isinstance(into.get(key), dict):
-            merge(into[key], value)
-        else:
-            into[key] = value
+def plain(node):
+    """A copy that shares nothing: YAML aliases (``*single_node``) become separate values."""
+    if isinstance(node, dict):
+        return {key: plain(value) for key, value in node.items()}
+    if isinstance(node, list):
+        return [plain(value) for value in node]
+    return node
 
 
-def bundle_context(config: dict, target: str) -> dict[str, str]:
-    """The ``${bundle.*}`` references a local run can resolve."""
-    return {"bundle.target": target, "bundle.name": config.get("bundle", {}).get("name", "")}
+def merge(base, other):
+    """The CLI's merge: maps key by key, lists concatenated, ``other`` wins otherwise."""
+    if base is None:
+        return other
+    if other is None:
+        return base
+    if isinstance(base, dict) and isinstance(other, dict):
+        return {**base, **{k: merge(base[k], v) if k in base else v for k, v in other.items()}}
+    if isinstance(base, list) and isinstance(other, list):
+        return base + other
+    return other
 
 
-def variable_values(config: dict, overrides: dict[str, str], target: str) -> dict[str, str]:
-    """Variable defaults, target overrides, then ``overrides``; references resolved."""
-    declared = config.get("variables", {})
+def merge_by_key(items: list[dict], key: str) -> list[dict]:
+    """Elements with the same ``key`` merged into the first of them, in first-seen order."""
+    merged: dict[str, dict] = {}
+    for item in items:
+        name = item.get(key, "")
+        merged[name] = merge(merged[name], item) if name in merged else item
+    return list(merged.values())
+
+
+def target_config(config: dict, target: str) -> dict:
+    """``config`` as ``databricks bundle ... -t target`` sees it: the target's overrides merged."""
+    targets = config.get("targets") or {}
+    if target not in targets:
+        raise PenguinInputError(
+            f"--target {target!r}: not a target of databricks.yml (targets: {', '.join(targets)})"
+        )
+    spec = plain(targets[target] or {})
+    merged = plain(config)
+    for key in MERGED_KEYS:
+        if key in spec:
+            merged[key] = merge(merged.get(key), spec[key])
+    declared = merged.setdefault("variables", {})
+    for name, value in (spec.get("variables") or {}).items():
+        if name not in declared:
+            raise PenguinInputError(f"variable {name} is not defined but is assigned a value")
+        override = value if isinstance(value, dict) else {"default": value}
+        declared[name].update({k: override[k] for k in ("default", "lookup") if k in override})
+    if "run_as" in spec:
+        merged["run_as"] = spec["run_as"]
+    merged.setdefault("bundle", {})["target"] = target
+    if "mode" in spec:
+        merged["bundle"]["mode"] = spec["mode"]
+    for job in (merged.get("resources", {}).get("jobs") or {}).values():
+        for field, key in KEYED_LISTS:
+            if job.get(field):
+                job[field] = merge_by_key(job[field], key)
+    return merged
+
+
+def variable_values(config: dict, overrides: dict[str, str]) -> dict[str, str]:
+    """Each variable's default (a target's where it sets one), then ``overrides``; unresolved."""
+    declared = config.get("variables") or {}
     unknown = sorted(set(overrides) - set(declared))
     if unknown:
         raise PenguinInputError(
             f"--var {', '.join(unknown)}: not a variable of databricks.yml "
             f"(variables: {', '.join(declared)})"
         )
-    values = {name: str(spec.get("default", "")) for name, spec in declared.items()}
-    target_vars = config.get("targets", {}).get(target, {}).get("variables", {}) or {}
-    values.update(
-        {k: str(v.get("default", "") if isinstance(v, dict) else v) for k, v in target_vars.items()}
-    )
-    values.update(overrides)
-    context = bundle_context(config, target)
-    for _ in range(10):  # variables may refer to other variables
-        values = {name: resolve(value, values, context) for name, value in values.items()}
-    return values
+    values = {name: str(spec["default"]) for name, spec in declared.items() if "default" in spec}
+    return {**values, **overrides}
 
 
-def resolve(value: str, variables: dict[str, str], context: dict[str, str]) -> str:
-    """Replace ``${var.x}`` and ``${bundle.target}``-style references; leave others as they are."""
+def resolver(config: dict, variables: dict[str, str], known: dict[str, str] | None = None):
+    """A function ``resolve(value, where)`` that replaces every ``${...}`` in one pass.
 
-    def substitute(match: re.Match) -> str:
-        name = match.group(1)
+    ``${var.x}`` comes from ``variables``, ``${bundle.name}``/``${bundle.target}`` and
+    ``${resources.<type>.<key>.<field>}`` from the (target) ``config``, anything else (such as
+    ``${workspace.current_user.short_name}``) from ``known``. A reference without a value raises
+    PenguinInputError naming it and ``where`` it is used.
+    """
+    bundle = config.get("bundle") or {}
+    context = {"bundle.name": bundle.get("name"), "bundle.target": bundle.get("target")}
+    context.update(known or {})
+
+    def value_of(name: str, where: str, seen: tuple[str, ...]) -> str:
         if name.startswith("var."):
-            return variables.get(name[4:], match.group(0))
-        return context.get(name, match.group(0))
+            value = variables.get(name[4:])
+        elif name.startswith("resources."):
+            value = config
+            for part in name.split("."):
+                value = value.get(part) if isinstance(value, dict) else None
+        else:
+            value = context.get(name)
+        if value is None or isinstance(value, dict | list) or name in seen:
+            outside = " outside a workspace" if name.startswith("workspace.") else ""
+            raise PenguinInputError(f"{where}: ${{{name}}} has no value{outside}")
+        return resolve(str(value), where, (*seen, name))
 
-    return REFERENCE.sub(substitute, str(value))
+    def resolve(value: str, where: str, seen: tuple[str, ...] = ()) -> str:
+        return REFERENCE.sub(lambda match: value_of(match.group(1), where, seen), str(value))
+
+    return resolve
 
 
 def ordered_tasks(tasks: list[dict]) -> list[dict]:
-    """Tasks in an order where each comes after the tasks it depends on (stable otherwise)."""
+    """Tasks in an order where each comes after the tasks it depends on."""
+    graph = {t["task_key"]: [d["task_key"] for d in t.get("depends_on") or []] for t in tasks}
+    for key, deps in graph.items():
+        for dep in deps:
+            if dep not in graph:
+                raise PenguinInputError(f"databricks.yml: task {key!r} depends on unknown {dep!r}")
+    try:
+        order = list(TopologicalSorter(graph).static_order())
+    except CycleError as err:
+        cycle = " -> ".join(err.args[1])
+        raise PenguinInputError(
+            f"databricks.yml: tasks depend on each other in a cycle: {cycle}"
+        ) from None
     by_key = {t["task_key"]: t for t in tasks}
-    done: list[str] = []
-
-    def visit(key: str, path: tuple[str, ...]) -> None:
-        if key in done:
-            return
-        if key in path:
-            raise PenguinInputError(f"databricks.yml: tasks depend on each other in a cycle: {key}")
-        if key not in by_key:
-            raise PenguinInputError(f"databricks.yml: a task depends on unknown task {key!r}")
-        for dep in by_key[key].get("depends_on", []):
-            visit(dep["task_key"], (*path, key))
-        done.append(key)
-
-    for task in tasks:
-        visit(task["task_key"], ())
-    return [by_key[k] for k in done]
+    return [by_key[key] for key in order]
 
 
 def job_tasks(
     config: dict | None = None,
-    overrides: dict[str, str] | None = None,
+    variables: dict[str, str] | None = None,
+    parameters: dict[str, str] | None = None,
     target: str = "dev",
     job: str = JOB,
     root: Path | None = None,
+    known: dict[str, str] | None = None,
 ) -> list[Task]:
-    """The job's notebook tasks in dependency order, with their resolved ``base_parameters``."""
-    config = config if config is not None else load_bundle()
+    """The job's notebook tasks for ``target`` in dependency order, with their widget values.
+
+    As on Databricks, every job parameter (its default, or the value in ``parameters``) goes to
+    every task and wins over a task's ``base_parameters`` of the same name. Only the values a
+    task receives are resolved, so a reference the local run overrides never needs a value.
+    """
+    config = target_config(config if config is not None else load_bundle(), target)
     root = root or project_root()
-    if target not in config.get("targets", {}):
-        raise PenguinInputError(f"--target {target!r}: not a target of databricks.yml")
-    variables = variable_values(config, overrides or {}, target)
-    context = bundle_context(config, target)
+    resolve = resolver(config, variable_values(config, variables or {}), known)
     spec = config["resources"]["jobs"][job]
+    where = f"databricks.yml resources.jobs.{job}"
+    defaults = {p["name"]: p.get("default", "") for p in spec.get("parameters") or []}
+    parameters = parameters or {}
+    unknown = sorted(set(parameters) - set(defaults))
+    if unknown:
+        raise PenguinInputError(
+            f"job parameter {', '.join(unknown)}: not a parameter of {job} "
+            f"(parameters: {', '.join(defaults) or 'none'})"
+        )
+    job_values = {
+        name: parameters[name]
+        if name in parameters
+        else resolve(value, f"{where}.parameters.{name}")
+        for name, value in defaults.items()
+    }
     tasks = []
     for task in ordered_tasks(spec["tasks"]):
-        notebook = task["notebook_task"]
+        key, notebook = task["task_key"], task["notebook_task"]
         params = {
-            name: resolve(value, variables, context)
+            name: resolve(value, f"{where}.tasks.{key}.base_parameters.{name}")
             for name, value in (notebook.get("base_parameters") or {}).items()
+            if name not in job_values
         }
         tasks.append(
             Task(
-                key=task["task_key"],
+                key=key,
                 notebook=(root / notebook["notebook_path"]).resolve(),
-                params=params,
-                depends_on=[d["task_key"] for d in task.get("depends_on", [])],
+                params={**params, **job_values},
+                depends_on=[d["task_key"] for d in task.get("depends_on") or []],
             )
         )
     return tasks

@@ -1,5 +1,6 @@
 """Checks of ``databricks.yml`` beyond its JSON schema: what ``databricks bundle validate``
-adds, and what this project's job needs (six chained stages, widgets that match).
+adds, and what this project's job needs (six chained stages, widgets that match, one volume per
+target and user). Every target is checked as the CLI sees it, its overrides merged in.
 
 Each check returns a list of problems, one line each; an empty list means it passed.
 """
@@ -9,11 +10,20 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .bundle import JOB, REFERENCE, resolve, variable_values
+from .bundle import JOB, REFERENCE, resolver, target_config, variable_values
+from .errors import PenguinInputError
 from .runner import notebook_widgets
 
 STAGES = ["ingest", "prepare", "model", "train", "evaluate", "distribute"]
 NOTEBOOK_HEADER = "# Databricks notebook source"
+# Two workspace users, to resolve ``${workspace.current_user.*}`` and see what differs per user.
+EXAMPLE_USERS = [
+    {
+        "workspace.current_user.userName": f"{name}@example.com",
+        "workspace.current_user.short_name": name,
+    }
+    for name in ("ada", "grace")
+]
 
 
 def strings(node, path: str = ""):
@@ -49,31 +59,48 @@ def cluster_specs(config: dict):
             yield where, cluster.get("new_cluster", {}), False
         for task in job.get("tasks") or []:
             if "new_cluster" in task:
-                yield (
-                    f"resources.jobs.{job_key}.tasks.{task['task_key']}",
-                    task["new_cluster"],
-                    False,
-                )
+                where = f"resources.jobs.{job_key}.tasks.{task['task_key']}.new_cluster"
+                yield where, task["new_cluster"], False
 
 
-def single_node_problems(config: dict) -> list[str]:
-    """The lab's cluster: single node, ML runtime on CPU, no Photon, single user."""
-    variables = variable_values(config, {}, "dev")
+def workers(spec: dict, resolve, where: str) -> int:
+    """The cluster's ``num_workers``, resolved."""
+    value = resolve(str(spec.get("num_workers", 0)), f"{where}.num_workers")
+    if not value.isdigit():
+        raise PenguinInputError(f"{where}: num_workers {value!r} is not a whole number")
+    return int(value)
+
+
+def cluster_problems(config: dict, resolve) -> list[str]:
+    """The lab's clusters: ML runtime on CPU, no Photon, single user; a single node is set up as
+    one (the CLI warns otherwise), a cluster with workers carries no single-node setting."""
     problems = []
     for where, spec, interactive in cluster_specs(config):
+        try:
+            runtime = resolve(str(spec.get("spark_version")), f"{where}.spark_version")
+            count = workers(spec, resolve, where)
+        except PenguinInputError as err:
+            problems.append(str(err))
+            continue
         conf, tags = spec.get("spark_conf") or {}, spec.get("custom_tags") or {}
-        runtime = resolve(str(spec.get("spark_version")), variables, {})
-        expected = [
-            (spec.get("num_workers") == 0, "num_workers must be 0"),
+        single_node = [
             (
                 conf.get("spark.databricks.cluster.profile") == "singleNode",
-                "spark_conf spark.databricks.cluster.profile must be singleNode",
+                "spark_conf spark.databricks.cluster.profile: singleNode",
             ),
             (
-                str(conf.get("spark.master", "")).startswith("local["),
-                "spark_conf spark.master must be local[*]",
+                str(conf.get("spark.master", "")).startswith("local"),
+                "spark_conf spark.master: local[*]",
             ),
             (tags.get("ResourceClass") == "SingleNode", "custom_tags ResourceClass: SingleNode"),
+        ]
+        if count == 0:
+            expected = [(ok, f"a single node (num_workers 0) needs {s}") for ok, s in single_node]
+        else:
+            expected = [
+                (not ok, f"num_workers {count}, yet single-node {s}") for ok, s in single_node
+            ]
+        expected += [
             (spec.get("data_security_mode") == "SINGLE_USER", "data_security_mode: SINGLE_USER"),
             (spec.get("runtime_engine") == "STANDARD", "runtime_engine: STANDARD (no Photon)"),
             ("-ml-" in runtime, f"spark_version {runtime} is not an ML runtime"),
@@ -90,14 +117,26 @@ def unsafe_default(default: str) -> bool:
     return default in ("", "lab")
 
 
-def task_problems(config: dict, root: Path, job: str = JOB) -> list[str]:
-    """Notebooks exist and are notebooks; the chain is the six stages; parameters are widgets."""
+def task_cluster(job: dict, task: dict) -> dict:
+    """The cluster spec a task runs on (its own, or its job cluster's)."""
+    if "new_cluster" in task:
+        return task["new_cluster"]
+    for cluster in job.get("job_clusters") or []:
+        if cluster.get("job_cluster_key") == task.get("job_cluster_key"):
+            return cluster.get("new_cluster") or {}
+    return {}
+
+
+def task_problems(config: dict, root: Path, resolve, job: str = JOB) -> list[str]:
+    """Notebooks exist and are notebooks; the chain is the six stages; parameters are widgets;
+    a stage with ``local_mode`` on a cluster with workers runs on them."""
     spec = (config.get("resources", {}).get("jobs") or {}).get(job)
     if spec is None:
         return [f"resources.jobs.{job}: missing"]
     tasks = spec.get("tasks") or []
     keys = [t.get("task_key") for t in tasks]
-    problems = []
+    job_params = {p.get("name"): p.get("default", "") for p in spec.get("parameters") or []}
+    problems, all_widgets = [], set()
     if keys != STAGES:
         problems.append(f"{job}: tasks must be {' -> '.join(STAGES)}, found {' -> '.join(keys)}")
     for i, task in enumerate(tasks):
@@ -114,23 +153,122 @@ def task_problems(config: dict, root: Path, job: str = JOB) -> list[str]:
         if path.read_text().splitlines()[:1] != [NOTEBOOK_HEADER]:
             problems.append(f"{where}: {path.name} does not start with '{NOTEBOOK_HEADER}'")
         widgets = notebook_widgets(path)
+        all_widgets |= set(widgets)
         params = notebook.get("base_parameters") or {}
-        problems += [
-            f"{where}: base_parameters {name!r} is not a widget of {path.name}"
-            for name in params
-            if name not in widgets
-        ]
+        for name in params:
+            if name not in widgets:
+                problems.append(f"{where}: base_parameters {name!r} is not a widget of {path.name}")
+            elif name in job_params:
+                problems.append(
+                    f"{where}: base_parameters {name!r} is also a job parameter, which wins"
+                )
         problems += [
             f"{where}: widget {name!r} of {path.name} has no safe default; set it in "
-            "base_parameters"
+            "base_parameters or the job's parameters"
             for name, default in widgets.items()
-            if unsafe_default(default) and name not in params
+            if unsafe_default(default) and name not in params and name not in job_params
+        ]
+        if "local_mode" in widgets:
+            try:
+                count = workers(task_cluster(spec, task), resolve, where)
+                local_mode = resolve(str({**params, **job_params}.get("local_mode", "true")), where)
+            except PenguinInputError as err:
+                problems.append(str(err))
+                continue
+            if count and local_mode != "false":
+                problems.append(
+                    f"{where}: runs on a cluster with {count} workers but not on them; "
+                    'set base_parameters local_mode: "false"'
+                )
+    problems += [
+        f"{job}.parameters: {name!r} is not a widget of any task's notebook"
+        for name in job_params
+        if name not in all_widgets
+    ]
+    return problems
+
+
+def volume_paths(config: dict, resolve) -> dict[str, str]:
+    """``{key: /Volumes/catalog/schema/name}`` of every volume of the bundle."""
+    return {
+        key: resolve(
+            f"/Volumes/{v.get('catalog_name')}/{v.get('schema_name')}/{v.get('name')}",
+            f"resources.volumes.{key}",
+        )
+        for key, v in (config.get("resources", {}).get("volumes") or {}).items()
+    }
+
+
+def deployment_problems(config: dict, resolvers: list, job: str = JOB) -> list[str]:
+    """The lab folder is a volume of the bundle; each user of a development target has their
+    own; production deploys one copy, outside /Shared, with run_as and permissions set."""
+    first, second = resolvers
+    try:
+        paths, others = volume_paths(config, first), volume_paths(config, second)
+        spec = config["resources"]["jobs"][job]
+        params = {p.get("name"): p.get("default", "") for p in spec.get("parameters") or []}
+        lab_dir = first(params.get("lab_dir", ""), f"{job}.parameters.lab_dir")
+        root_path = first(config.get("workspace", {}).get("root_path", ""), "workspace.root_path")
+    except (PenguinInputError, KeyError) as err:
+        return [str(err)]
+    problems = []
+    if lab_dir not in paths.values():
+        problems.append(f"{job}.parameters: lab_dir {lab_dir} is not the path of a bundle volume")
+    mode = config.get("bundle", {}).get("mode")
+    if mode == "development":
+        problems += [
+            f"resources.volumes.{key}: every user gets {path}; put "
+            "${workspace.current_user.short_name} in its name"
+            for key, path in paths.items()
+            if others.get(key) == path
+        ]
+    if mode == "production":
+        if not root_path:
+            problems.append("workspace.root_path must be set for mode: production")
+        elif root_path.startswith(("/Workspace/Shared", "/Shared")):
+            problems.append(f"workspace.root_path {root_path} is writable by every workspace user")
+        problems += [
+            f"{key} must be set for mode: production"
+            for key in ("run_as", "permissions")
+            if not config.get(key)
         ]
     return problems
 
 
 def check_bundle(config: dict, root: Path) -> list[str]:
-    return undeclared_variables(config) + single_node_problems(config) + task_problems(config, root)
+    """Every problem, once, with the targets it shows in: ``[dev, prod] resources...: ...``."""
+    problems = undeclared_variables(config)
+    targets = list(config.get("targets") or {})
+    if not targets:
+        problems.append("targets: none defined")
+    found: dict[str, list[str]] = {}
+    owners: dict[str, list[str]] = {}
+    for target in targets:
+        try:
+            merged = target_config(config, target)
+            variables = variable_values(merged, {})
+        except PenguinInputError as err:
+            problems.append(f"targets.{target}: {err}")
+            continue
+        resolvers = [resolver(merged, variables, user) for user in EXAMPLE_USERS]
+        for problem in (
+            cluster_problems(merged, resolvers[0])
+            + task_problems(merged, root, resolvers[0])
+            + deployment_problems(merged, resolvers)
+        ):
+            found.setdefault(problem, []).append(target)
+        try:
+            for path in volume_paths(merged, resolvers[0]).values():
+                owners.setdefault(path, []).append(target)
+        except PenguinInputError:
+            pass  # reported by deployment_problems
+    problems += [f"[{', '.join(where)}] {problem}" for problem, where in found.items()]
+    problems += [
+        f"targets {', '.join(where)} share the volume {path}"
+        for path, where in owners.items()
+        if len(where) > 1
+    ]
+    return problems
 
 
 def load_schema(path: Path) -> dict:

@@ -28,8 +28,7 @@ def cmd_run(args) -> int:
     from .runner import run_tasks
 
     variables = parse_assignments(args.var, "--var")
-    if args.lab_dir is not None:
-        variables["lab_dir"] = args.lab_dir
+    parameters = {} if args.lab_dir is None else {"lab_dir": args.lab_dir}
     if args.source is not None:
         variables["source_url"] = args.source
     overrides = parse_assignments(args.param, "--param")
@@ -37,7 +36,7 @@ def cmd_run(args) -> int:
         if value is not None:
             overrides[name] = str(value)
     start = time.perf_counter()
-    tasks = local_tasks(variables, args.target)
+    tasks = local_tasks(variables, args.target, parameters)
     print("tasks (databricks.yml): " + " -> ".join(t.key for t in tasks))
     results = run_tasks(tasks, overrides)
     print("\n===== summary =====")
@@ -214,13 +213,10 @@ def build_parser() -> argparse.ArgumentParser:
     validate.add_argument("--schema", help="also validate against this bundle JSON schema file")
     validate.set_defaults(func=cmd_validate)
 
-    submit = sub.add_parser("submit", help="start the deployed Databricks job and follow it")
-    try:
-        from . import submit as submit_module
+    from .submit import add_arguments as add_submit_arguments
 
-        submit_module.add_arguments(submit)
-    except ImportError:  # pragma: no cover - the module is part of the package
-        pass
+    submit = sub.add_parser("submit", help="start the deployed Databricks job and follow it")
+    add_submit_arguments(submit)
     submit.set_defaults(func=cmd_submit)
     return parser
 

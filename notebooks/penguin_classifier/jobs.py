@@ -1,8 +1,9 @@
-"""The job's tasks for a local run: the task graph of ``databricks.yml``, with local variables.
+"""The job's tasks for a local run: the task graph of ``databricks.yml``, with local values.
 
 On a workspace the job reads and writes a Unity Catalog volume and downloads the lab's CSV;
-locally the same tasks run with two variables changed: ``lab_dir`` (``./lab``) and
-``source_url`` (the shipped ``data/penguins.csv``). ``--var`` overrides any variable.
+locally the same tasks run with two values changed: the job parameter ``lab_dir`` (``lab``) and
+the variable ``source_url`` (the shipped ``data/penguins.csv``). The volume's name needs the
+workspace user, so the local run never resolves it.
 """
 
 from __future__ import annotations
@@ -12,10 +13,23 @@ from .runner import Task
 from .runtime import shipped_data
 
 
+def local_parameters() -> dict[str, str]:
+    return {"lab_dir": "lab"}
+
+
 def local_variables() -> dict[str, str]:
-    return {"lab_dir": "lab", "source_url": str(shipped_data())}
+    return {"source_url": str(shipped_data())}
 
 
-def local_tasks(variables: dict[str, str] | None = None, target: str = "dev") -> list[Task]:
+def local_tasks(
+    variables: dict[str, str] | None = None,
+    target: str = "dev",
+    parameters: dict[str, str] | None = None,
+) -> list[Task]:
     """The bundle's tasks in dependency order, parameters resolved for a local run."""
-    return job_tasks(load_bundle(), {**local_variables(), **(variables or {})}, target)
+    return job_tasks(
+        load_bundle(),
+        {**local_variables(), **(variables or {})},
+        {**local_parameters(), **(parameters or {})},
+        target,
+    )
