@@ -1,130 +1,50 @@
-# shellcheck shell=bash
-#
-# lib.sh - helpers shared by setup.sh and cleanup.sh. Sourced, never run on its own.
-#
-# The sourcing script sets PROG (its name, for messages) and defines usage().
-# Conventions: progress and errors go to stderr; results and "DRY-RUN: <command>" lines go to
-# stdout. Every command that changes something (in Azure or on disk) goes through mutate(), so
-# --dry-run can print it instead; read-only queries call "$AZ" directly.
+# shellcheck shell=bash disable=SC2034 # TAG_*, SUB: used by the scripts that source this file
+# lib.sh - what setup.sh and cleanup.sh share. Sourced, never run; the sourcing script sets PROG.
 
-# The Azure CLI to call. Tests point it (or PATH) at a fake that answers with recorded output.
-AZ=${AZ:-az}
-# 1 in --dry-run: print changes instead of making them.
+# bash 4.4: the first where "${empty_array[@]}" is no error under `set -u`.
+if ((BASH_VERSINFO[0] * 100 + BASH_VERSINFO[1] < 404)); then
+    echo "$PROG needs bash 4.4 or later, not $BASH_VERSION (macOS: brew install bash)" >&2
+    exit 2
+fi
+
+# Every resource group and workspace setup.sh creates carries this tag; cleanup.sh deletes only
+# a group that carries it and holds nothing without it.
+TAG_KEY=created-by TAG_VALUE=penguin-classifier
 DRY_RUN=0
-# "--subscription ID" once a subscription is chosen, so that no call depends on (or changes)
-# the CLI's default subscription.
-SUB_ARGS=()
 
 log() { printf '%s\n' "$*" >&2; }
+die() { log "$PROG: $1" && exit "${2:-1}"; } # die MESSAGE [STATUS]: one line, exit 1 or STATUS
+need_value() { [[ $# -ge 2 && -n $2 && $2 != -* ]] || die "$1 needs a value (see --help)" 2; }
+# The script's help is its header comment, down to the first blank line.
+usage() { sed -n '3,/^$/{s/^# \{0,1\}//;p;}' "$0"; }
 
-die() {
-    printf '%s: error: %s\n' "$PROG" "$*" >&2
-    exit 1
-}
-
-# Bad command line: one line saying what is wrong, then the usage, exit status 2.
-usage_error() {
-    printf '%s: %s\n' "$PROG" "$1" >&2
-    usage >&2
-    exit 2
-}
-
-# need_value OPTION [VALUE...]: fails unless OPTION is followed by a value.
-need_value() {
-    [[ $# -ge 2 && -n $2 && $2 != -* ]] || usage_error "$1 needs a value"
-}
-
-# mutate COMMAND [ARG...]: runs a command that changes something; in --dry-run prints it instead.
-mutate() {
+# change COMMAND...: runs a command that changes something; with --dry-run, prints it instead.
+change() {
     if ((DRY_RUN)); then
-        printf 'DRY-RUN:'
-        printf ' %q' "$@"
-        printf '\n'
+        printf 'DRY-RUN:%s\n' "$(printf ' %q' "$@")"
     else
-        log "+ $*"
-        "$@"
+        log "+ $*" && "$@"
     fi
 }
 
-# az_sub ARG...: a read-only az call against the chosen subscription.
-az_sub() {
-    "$AZ" "$@" "${SUB_ARGS[@]}"
+# use_subscription [ID]: checks that az is there and signed in; sets SUBSCRIPTION (the one given,
+# else the Azure CLI's current one) and SUB, which every later az call passes.
+use_subscription() {
+    command -v az >/dev/null ||
+        die "the Azure CLI (az) is not installed: use Azure Cloud Shell or https://learn.microsoft.com/cli/azure/install-azure-cli" 2
+    local -a given=()
+    [[ -z $1 ]] || given=(--subscription "$1")
+    local row name
+    row=$(az account show "${given[@]}" --query "[[id, name]]" -o tsv) ||
+        die "az cannot use subscription '${1:-(current)}': run 'az login', or check --subscription" 2
+    IFS=$'\t' read -r SUBSCRIPTION name <<<"$row"
+    SUB=(--subscription "$SUBSCRIPTION")
+    log "Subscription: $name ($SUBSCRIPTION)."
 }
 
-require_az() {
-    command -v "$AZ" >/dev/null 2>&1 ||
-        die "the Azure CLI ('$AZ') is not on PATH: use Azure Cloud Shell or install it (https://learn.microsoft.com/cli/azure/install-azure-cli), then run 'az login'"
-}
-
-# resource_group_exists NAME: `az group exists` prints true or false.
-resource_group_exists() {
-    local answer
-    answer=$(az_sub group exists --name "$1" -o tsv) || die "could not look up resource group $1"
-    [[ ${answer,,} == true ]]
-}
-
-# The Databricks CLI config file; the CLI reads the same variable.
-config_file() {
-    printf '%s\n' "${DATABRICKS_CONFIG_FILE:-$HOME/.databrickscfg}"
-}
-
-# edit_profile FILE NAME [HOST]: with HOST, writes section [NAME] of the Databricks CLI config
-# file as host + azure-cli auth (no token: the CLI gets one from `az login` each time); without
-# HOST, removes the section. The section is rewritten where it stands and the other sections are
-# kept as they were (blank lines at the end of the file are dropped), so running this twice gives
-# the same file.
-edit_profile() {
-    local file=$1 name=$2 host=${3:-} input=/dev/null tmp
-    if [[ -f $file ]]; then
-        input=$file
-    elif [[ -z $host ]]; then
-        return 0
-    fi
-    mkdir -p "$(dirname "$file")"
-    tmp=$(mktemp "$file.XXXXXX") # mode 600: the file may hold other profiles' tokens
-    awk -v section="[$name]" -v host="$host" '
-        # Blank lines wait in "blanks" until a line follows them, so none pile up or trail.
-        function out(line) {
-            while (blanks > 0) { print ""; blanks-- }
-            print line
-            printed = 1
-        }
-        function emit() {
-            out(section)
-            out("host      = " host)
-            out("auth_type = azure-cli")
-        }
-        /^[ \t]*\[/ {
-            header = $0
-            gsub(/[ \t]/, "", header)
-            if (header == section) {
-                if (!done && host != "") emit()
-                done = 1
-                skip = 1
-                next
-            }
-            if (skip && host != "") blanks = 1
-            skip = 0
-        }
-        skip { next }
-        /^[ \t]*$/ { blanks++; next }
-        { out($0) }
-        END {
-            if (!done && host != "") {
-                blanks = printed ? 1 : 0
-                emit()
-            }
-        }
-    ' "$input" >"$tmp"
-    mv -f "$tmp" "$file"
-}
-
-# profile_exists FILE NAME: whether the config file has section [NAME].
-profile_exists() {
-    [[ -f $1 ]] || return 1
-    awk -v section="[$2]" '
-        { header = $0; gsub(/[ \t]/, "", header) }
-        header == section { found = 1 }
-        END { exit !found }
-    ' "$1"
+# dbx ARG...: the Databricks CLI against workspace HOST (resource id WORKSPACE_ID), signed in
+# through the Azure CLI, whatever DATABRICKS_CONFIG_PROFILE this shell has set.
+dbx() {
+    env -u DATABRICKS_CONFIG_PROFILE DATABRICKS_HOST="$HOST" DATABRICKS_AUTH_TYPE=azure-cli \
+        DATABRICKS_AZURE_RESOURCE_ID="$WORKSPACE_ID" databricks "$@"
 }

@@ -1,438 +1,244 @@
 #!/usr/bin/env bash
 #
-# setup.sh - provision the Azure Databricks workspace for the penguin classifier and point the
-# Databricks CLI at it. The bash twin of setup.ps1: run it in Azure Cloud Shell (Bash) or in any
-# bash 4+ with the Azure CLI logged in (`az login`).
+# setup.sh - create (or reuse) an Azure Databricks workspace for the penguin classifier, point the
+# Databricks CLI at it and deploy the bundle. Runs in Azure Cloud Shell (setup.ps1 runs it from
+# PowerShell), or in bash 4.4+ on Linux or macOS with the Azure CLI signed in (`az login`).
 #
-# Usage:
-#   setup/setup.sh [--region REGION] [--resource-group NAME] [--workspace NAME]
-#                  [--node-type VM_SIZE] [--nodes N] [--profile NAME] [--subscription ID]
-#                  [--no-deploy] [--dry-run] [--yes]
+# Usage: setup/setup.sh [options]
+#   --subscription ID      Azure subscription (default: the Azure CLI's current one)
+#   --region REGION        only this region (default: the lab's regions, from a random start)
+#   --resource-group NAME  group to create or reuse (default: the one setup.sh made before,
+#                          else msl-<random>)
+#   --profile NAME         Databricks CLI profile to write (default: penguins)
+#   --no-deploy            stop after writing the profile
+#   --dry-run              print every change it would make as a DRY-RUN line; make none
+# Example: setup/setup.sh --dry-run
 #
-# Examples:
-#   setup/setup.sh --dry-run                       # show what it would do; change nothing
-#   setup/setup.sh                                 # a random supported region with quota
-#   setup/setup.sh --region westeurope             # only westeurope
-#   setup/setup.sh --resource-group msl-abc1234    # run again: reuses the group and workspace
-#
-# What it does (the Microsoft Learn lab's setup script, then the steps the lab did by hand):
-#   1. picks the subscription (asks when there are several and none is given)
-#   2. registers the resource providers Azure Databricks needs
-#   3. picks a region where the node type is offered without restriction and the subscription has
-#      the vCPU quota for it (its VM family's and the region's total), trying others on failure
-#   4. creates, or reuses, resource group msl-<suffix> and premium workspace databricks-<suffix>
-#   5. writes profile [penguins] to ~/.databrickscfg: the workspace host and auth_type =
-#      azure-cli, so the Databricks CLI signs in with your az login (no token is ever written)
-#   6. deploys and runs the bundle when the databricks CLI is on PATH
-#
-# Outputs:
-#   stdout  the resource group, workspace URL, CLI profile and the commands to deploy and run the
-#           bundle; with --dry-run, one "DRY-RUN: <command>" line per change it would make
-#   stderr  progress and errors
-#   file    section [PROFILE] of ~/.databrickscfg ($DATABRICKS_CONFIG_FILE when set)
-#
-# Exit status: 0 done; 1 failed (no region with quota, an Azure error); 2 bad arguments.
+# It checks the tools (az signed in; Databricks CLI 0.236+ unless --no-deploy), registers missing
+# resource providers, picks a region with 8 free vCPUs for Standard_D4ds_v5, creates or reuses the
+# group and premium workspace (tagged created-by=penguin-classifier), writes profile [penguins]
+# (host, auth_type = azure-cli, the workspace's resource id; never a token) and deploys the bundle
+# with the workspace's default catalog. Exit status: 0 done; 1 a step failed; 2 bad arguments, a
+# missing tool or an unknown region.
 
 set -euo pipefail
-
 PROG=setup.sh
-SETUP_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-REPO_ROOT=$(dirname "$SETUP_DIR")
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=setup/lib.sh
-source "$SETUP_DIR/lib.sh"
+source "$HERE/lib.sh"
 
-DATABRICKS=${DATABRICKS:-databricks}
-
-# The regions the lab's setup script chooses from: Azure Databricks runs in all of them.
-SUPPORTED_REGIONS=(centralus eastus eastus2 northcentralus northeurope westeurope westus uksouth)
-# The lab registers the first three; a workspace also creates a virtual network.
+# The lab's regions. Without --region they are tried from a random start, so a class spreads out.
+REGIONS=(eastus eastus2 westus centralus northcentralus northeurope westeurope uksouth)
 PROVIDERS=(Microsoft.Databricks Microsoft.Compute Microsoft.Storage Microsoft.Network)
-# The bundle job's node type (the lab's cluster: 4 vCPUs, 14 GB).
-DEFAULT_NODE_TYPE=Standard_DS3_v2
-# The bundle and job that the printed commands deploy and run.
-BUNDLE_TARGET=dev
-BUNDLE_JOB=penguin_training
-
-usage() {
-    cat <<EOF
-Usage: $PROG [options]
-
-Create (or reuse) an Azure Databricks workspace for the penguin classifier, write a Databricks CLI
-profile for it, and deploy and run the bundle when the databricks CLI is installed.
-
-Options:
-  --region REGION         use this region only (default: a random one of
-                          ${SUPPORTED_REGIONS[*]}
-                          with quota, trying the others in turn)
-  --resource-group NAME   resource group to create or reuse (default: msl-<random suffix>)
-  --workspace NAME        workspace to create or reuse (default: the one already in the group,
-                          else databricks-<suffix>)
-  --node-type VM_SIZE     VM size the job's cluster uses, for the quota check
-                          (default: $DEFAULT_NODE_TYPE)
-  --nodes N               nodes in that cluster, driver included (default: 1, single node)
-  --profile NAME          Databricks CLI profile to write (default: penguins)
-  --subscription ID       Azure subscription (default: ask when there are several)
-  --no-deploy             do not run the bundle commands, only print them
-  --dry-run               print each change instead of making it; only read-only queries run
-  -y, --yes               do not ask: use the default subscription when there are several
-  -h, --help              show this help
-
-Example:
-  $PROG --region westeurope --dry-run
-EOF
-}
+# databricks.yml's node type. A dev deploy starts two such clusters (the interactive one on
+# creation, the job's on `bundle run`): 2 x 4 vCPUs, in the family's quota and the region's.
+NODE_TYPE=Standard_D4ds_v5 FAMILY=standardDDSv5Family VCPUS=8
+CLI_MINOR=236 # Databricks CLI 0.236.0: the first that deploys bundles with volumes
 
 parse_args() {
-    REGION=""
-    RESOURCE_GROUP=""
-    WORKSPACE=""
-    NODE_TYPE=$DEFAULT_NODE_TYPE
-    NODES=1
-    PROFILE=penguins
-    SUBSCRIPTION=""
-    DEPLOY=1
-    DRY_RUN=0
-    ASSUME_YES=0
+    SUBSCRIPTION="" REGION="" RESOURCE_GROUP="" PROFILE=penguins DEPLOY=1
     while (($#)); do
-        if [[ $1 == --*=* ]]; then # --flag=value is --flag value
-            set -- "${1%%=*}" "${1#*=}" "${@:2}"
-        fi
         case $1 in
+        --subscription) need_value "$@" && SUBSCRIPTION=$2 && shift ;;
         --region) need_value "$@" && REGION=$2 && shift ;;
         --resource-group) need_value "$@" && RESOURCE_GROUP=$2 && shift ;;
-        --workspace) need_value "$@" && WORKSPACE=$2 && shift ;;
-        --node-type) need_value "$@" && NODE_TYPE=$2 && shift ;;
-        --nodes) need_value "$@" && NODES=$2 && shift ;;
         --profile) need_value "$@" && PROFILE=$2 && shift ;;
-        --subscription) need_value "$@" && SUBSCRIPTION=$2 && shift ;;
         --no-deploy) DEPLOY=0 ;;
         --dry-run) DRY_RUN=1 ;;
-        -y | --yes) ASSUME_YES=1 ;;
-        -h | --help)
-            usage
-            exit 0
-            ;;
-        *) usage_error "unknown option: $1" ;;
+        -h | --help) usage && exit 0 ;;
+        *) die "unknown option '$1' (see --help)" 2 ;;
         esac
         shift
     done
-    # Names go into Azure requests and JMESPath queries: accept only what Azure accepts.
-    [[ -z $REGION || $REGION =~ ^[a-z0-9]+$ ]] ||
-        usage_error "--region must be a region name such as westeurope, not '$REGION'"
-    [[ -z $RESOURCE_GROUP || $RESOURCE_GROUP =~ ^[-_.()A-Za-z0-9]{1,90}$ && $RESOURCE_GROUP != *. ]] ||
-        usage_error "--resource-group: 1-90 letters, digits, '-', '_', '.', '(' or ')', not ending in '.'"
-    [[ -z $WORKSPACE || $WORKSPACE =~ ^[-_A-Za-z0-9]{3,64}$ ]] ||
-        usage_error "--workspace: 3-64 letters, digits, '-' or '_'"
-    [[ $NODE_TYPE =~ ^[A-Za-z0-9_]+$ ]] ||
-        usage_error "--node-type must be a VM size such as $DEFAULT_NODE_TYPE, not '$NODE_TYPE'"
-    [[ $NODES =~ ^[1-9][0-9]{0,2}$ ]] || usage_error "--nodes must be a whole number from 1 to 999"
-    [[ $PROFILE =~ ^[-_.A-Za-z0-9]+$ ]] || usage_error "--profile: letters, digits, '-', '_' or '.'"
+    # Names end up in JMESPath queries and Azure requests: accept only what Azure accepts.
+    [[ $REGION =~ ^[a-z0-9]*$ ]] || die "--region: a name such as westeurope, not '$REGION'" 2
+    [[ -z $RESOURCE_GROUP || $RESOURCE_GROUP =~ ^[-_.()A-Za-z0-9]{0,89}[-_()A-Za-z0-9]$ ]] ||
+        die "--resource-group: up to 90 letters, digits, '-', '_', '.', '(' or ')', not ending in '.'" 2
+    [[ $PROFILE =~ ^[-_.A-Za-z0-9]+$ ]] || die "--profile: letters, digits, '-', '_' or '.'" 2
 }
 
-# Seven random lowercase letters and digits, like the lab's resource names (msl-<suffix>).
-random_suffix() {
-    local chars=abcdefghijklmnopqrstuvwxyz0123456789 suffix="" _
-    for _ in 1 2 3 4 5 6 7; do
-        suffix+=${chars:RANDOM%${#chars}:1}
-    done
-    printf '%s\n' "$suffix"
-}
-
-# The default workspace name for a resource group: databricks-<suffix> for msl-<suffix>.
-default_workspace_name() {
-    local name=${1#msl-}
-    name=databricks-${name//[^-_A-Za-z0-9]/-}
-    printf '%s\n' "${name:0:64}"
-}
-
-choose_subscription() {
-    if [[ -n $SUBSCRIPTION ]]; then
-        log "Using subscription $SUBSCRIPTION."
-        SUB_ARGS=(--subscription "$SUBSCRIPTION")
-        return
+check_tools() {
+    command -v python3 >/dev/null || die "python3 is needed to write the Databricks CLI profile" 2
+    if ((DEPLOY)); then
+        local version
+        version=$(databricks --version 2>/dev/null) ||
+            die "the Databricks CLI is not installed: https://docs.databricks.com/dev-tools/cli/install.html (or pass --no-deploy)" 2
+        if ! [[ $version =~ v([0-9]+)\.([0-9]+)\. ]] || ((BASH_REMATCH[1] == 0 && BASH_REMATCH[2] < CLI_MINOR)); then
+            die "$version is too old: bundles with volumes need Databricks CLI 0.$CLI_MINOR.0 or later" 2
+        fi
     fi
-    local listing id name answer i
-    local -a ids=() names=()
-    listing=$("$AZ" account list --query "[?state=='Enabled'].[id, name]" -o tsv) ||
-        die "could not list subscriptions: run 'az login' first"
-    while IFS=$'\t' read -r id name; do
-        [[ -n $id ]] && ids+=("$id") && names+=("$name")
-    done <<<"$listing"
-    if ((${#ids[@]} == 0)); then
-        die "no enabled Azure subscription: run 'az login' first"
-    elif ((${#ids[@]} == 1)); then
-        SUBSCRIPTION=${ids[0]}
-        log "Using subscription ${names[0]} ($SUBSCRIPTION)."
-    elif ((ASSUME_YES)) || [[ ! -t 0 ]]; then
-        SUBSCRIPTION=$("$AZ" account show --query id -o tsv) || die "could not read the default subscription"
-        log "You have ${#ids[@]} subscriptions; using the default one, $SUBSCRIPTION (choose with --subscription)."
-    else
-        log "You have several Azure subscriptions; choose the one to use:"
-        for i in "${!ids[@]}"; do
-            log "  [$i] ${names[$i]} (${ids[$i]})"
-        done
-        while true; do
-            printf 'Enter 0 to %d: ' $((${#ids[@]} - 1)) >&2
-            read -r answer || die "no subscription chosen"
-            if [[ $answer =~ ^[0-9]+$ ]] && ((10#$answer < ${#ids[@]})); then
-                break
-            fi
-            log "Please enter a valid subscription number."
-        done
-        SUBSCRIPTION=${ids[10#$answer]}
-    fi
-    SUB_ARGS=(--subscription "$SUBSCRIPTION")
 }
 
 register_providers() {
     local namespace state
     for namespace in "${PROVIDERS[@]}"; do
-        state=$(az_sub provider show --namespace "$namespace" --query registrationState -o tsv) ||
+        state=$(az provider show --namespace "$namespace" "${SUB[@]}" --query registrationState -o tsv) ||
             die "could not look up resource provider $namespace"
-        if [[ $state == Registered ]]; then
-            log "$namespace: registered."
-        else
-            log "$namespace: $state; registering it (a minute or two)..."
-            mutate "$AZ" provider register --namespace "$namespace" --wait "${SUB_ARGS[@]}"
-        fi
+        [[ $state == Registered ]] && continue
+        log "$namespace is $state; registering it (a minute or two)."
+        change az provider register --namespace "$namespace" --wait "${SUB[@]}" || die "could not register $namespace"
     done
 }
 
-# The `az databricks` commands live in a CLI extension. Installing it changes only the local CLI,
-# and the read-only workspace lookups need it, so this runs in --dry-run too.
-ensure_databricks_extension() {
-    if ! "$AZ" extension show --name databricks -o none >/dev/null 2>&1; then
-        log "Adding the Azure CLI extension 'databricks'..."
-        "$AZ" extension add --name databricks --only-show-errors
-    fi
-}
-
-# JMESPath over `az vm list-skus`: one row per SKU of that exact name (`--size` matches by
-# prefix: Standard_DS3_v2 also finds Standard_DS3_v2_Promo) with its VM family, its vCPUs, and
-# how many restrictions bar it from the whole region for this subscription (type Location; a Zone
-# restriction only rules out some availability zones). Rows, not one flat list: `-o tsv` prints
-# a top-level list one item a line.
-sku_query() {
-    printf "[?name=='%s'].[family, capabilities[?name=='vCPUs'].value | [0], length(restrictions[?type=='Location'])]" "$1"
-}
-
-# JMESPath over `az vm list-usage`: used and limit for the VM family and for all vCPUs in the
-# region ("cores"); a new VM needs room in both.
-usage_query() {
-    printf "[?name.value=='%s' || name.value=='cores'].[name.value, currentValue, limit]" "$1"
-}
-
-# free_vcpus REGION FAMILY: prints the vCPUs free for FAMILY in REGION, the smaller of the
-# family's and the region's total; 0 when the subscription has no quota for the family.
-free_vcpus() {
-    local region=$1 family=$2 rows name used limit free="" seen=0
-    rows=$(az_sub vm list-usage --location "$region" --query "$(usage_query "$family")" -o tsv) || return 1
-    while IFS=$'\t' read -r name used limit; do
-        [[ -n $name ]] || continue
-        [[ $name == "$family" ]] && seen=1
-        if [[ -z $free ]] || ((limit - used < free)); then
-            free=$((limit - used))
-        fi
-    done <<<"$rows"
-    ((seen)) || free=0
-    printf '%s\n' "$free"
-}
-
-# region_fits REGION NODE_TYPE NODES: succeeds when REGION offers NODE_TYPE to this subscription
-# without restriction and has the vCPU quota for NODES of them. Says on stderr why or why not.
-region_fits() {
-    local region=$1 node_type=$2 nodes=$3 sku family vcpus restricted free needed
-    # --all: without it az hides the sizes restricted for this subscription, and we could not
-    # tell "restricted" from "not offered".
-    if ! sku=$(az_sub vm list-skus --location "$region" --size "$node_type" --all \
-        --resource-type virtualMachines --query "$(sku_query "$node_type")" -o tsv); then
-        log "$region: could not list VM sizes; skipping."
-        return 1
-    fi
-    if [[ -z $sku ]]; then
-        log "$region: $node_type is not offered; skipping."
-        return 1
-    fi
-    IFS=$'\t' read -r family vcpus restricted <<<"$sku"
-    if ((restricted > 0)); then
-        log "$region: $node_type is restricted for this subscription; skipping."
-        return 1
-    fi
-    needed=$((vcpus * nodes))
-    if ! free=$(free_vcpus "$region" "$family"); then
-        log "$region: could not read the vCPU quota; skipping."
-        return 1
-    fi
-    if ((free < needed)); then
-        log "$region: $free $family vCPUs free, $needed needed; skipping."
-        return 1
-    fi
-    log "$region: $free $family vCPUs free, $needed needed."
-}
-
-# pick_region NODE_TYPE NODES REGION...: prints the first REGION that fits; fails when none does.
-pick_region() {
-    local node_type=$1 nodes=$2 region
-    shift 2
-    for region in "$@"; do
-        if region_fits "$region" "$node_type" "$nodes"; then
-            printf '%s\n' "$region"
-            return 0
-        fi
-    done
-    return 1
-}
-
-# The regions to try, in order: the one given, or the supported ones shuffled so that a class
-# running the lab at once spreads over several regions (the lab's reason for picking at random).
-candidate_regions() {
-    if [[ -n $REGION ]]; then
-        printf '%s\n' "$REGION"
-    else
-        printf '%s\n' "${SUPPORTED_REGIONS[@]}" | shuf
-    fi
-}
-
-# Sets WORKSPACE to the workspace already in the resource group, if any; fails when there is none.
-find_workspace() {
+# Sets RESOURCE_GROUP, GROUP_EXISTS, and WORKSPACE when there is one to reuse.
+find_existing() {
     local found
-    if [[ -n $WORKSPACE ]]; then
-        az_sub databricks workspace show --resource-group "$RESOURCE_GROUP" --name "$WORKSPACE" \
-            --query name -o tsv >/dev/null 2>&1
-        return
+    GROUP_EXISTS=0 WORKSPACE=""
+    if [[ -n $RESOURCE_GROUP ]]; then
+        found=$(az group exists --name "$RESOURCE_GROUP" "${SUB[@]}" -o tsv) || die "could not look up $RESOURCE_GROUP"
+        [[ ${found,,} == true ]] && GROUP_EXISTS=1
+    else
+        found=$(az group list "${SUB[@]}" --query "[?tags.\"$TAG_KEY\"=='$TAG_VALUE'].name" -o tsv) ||
+            die "could not list the resource groups"
+        [[ $found != *$'\n'* ]] ||
+            die "setup.sh made several resource groups (${found//$'\n'/, }): choose one with --resource-group" 2
+        RESOURCE_GROUP=${found:-msl-$(printf '%04x%03x' "$RANDOM" "$((RANDOM % 4096))")}
+        [[ -n $found ]] && GROUP_EXISTS=1 && log "Reusing resource group $RESOURCE_GROUP, which setup.sh made."
     fi
-    found=$(az_sub databricks workspace list --resource-group "$RESOURCE_GROUP" --query "[0].name" -o tsv) ||
-        die "could not list the workspaces in $RESOURCE_GROUP"
-    [[ -n $found ]] && WORKSPACE=$found
+    if ((GROUP_EXISTS)); then
+        found=$(az databricks workspace list --resource-group "$RESOURCE_GROUP" "${SUB[@]}" --query "[].name" -o tsv) ||
+            die "could not list the workspaces in $RESOURCE_GROUP"
+        WORKSPACE=${found%%$'\n'*}
+        [[ -z $WORKSPACE ]] || log "Reusing workspace $WORKSPACE in $RESOURCE_GROUP."
+    fi
 }
 
-# Creates the resource group (when missing) and the workspace in the first region that fits,
-# moving on to the next region when creating the workspace fails (capacity runs out).
-create_workspace() {
-    local group_exists=$1 region
-    local -a regions
-    mapfile -t regions < <(candidate_regions)
-    for region in "${regions[@]}"; do
-        region_fits "$region" "$NODE_TYPE" "$NODES" || continue
-        if ((!group_exists)); then
-            log "Creating resource group $RESOURCE_GROUP in $region..."
-            mutate "$AZ" group create --name "$RESOURCE_GROUP" --location "$region" "${SUB_ARGS[@]}" -o none ||
-                die "could not create resource group $RESOURCE_GROUP"
-            group_exists=1
-        fi
-        log "Creating premium workspace $WORKSPACE in $region (a few minutes)..."
-        if mutate "$AZ" databricks workspace create --name "$WORKSPACE" --resource-group "$RESOURCE_GROUP" \
-            --location "$region" --sku premium "${SUB_ARGS[@]}" -o none; then
-            WORKSPACE_REGION=$region
-            return 0
-        fi
-        log "$region: creating the workspace failed; trying the next region."
+# region_fits REGION: NODE_TYPE is offered there without a region-wide restriction, and VCPUS are
+# free in both its family's quota and the region's total ("cores").
+region_fits() {
+    local region=$1 restricted rows name used limit free=-1
+    # --all: without it az hides the sizes restricted for this subscription.
+    restricted=$(az vm list-skus --location "$region" --size "$NODE_TYPE" --all --resource-type virtualMachines \
+        "${SUB[@]}" --query "[?name=='$NODE_TYPE'].length(restrictions[?type=='Location'])" -o tsv) || restricted="?"
+    case $restricted in
+    0) ;;
+    "" | "?") log "$region: $NODE_TYPE is not offered${restricted:+ (or az failed)}; skipping." && return 1 ;;
+    *) log "$region: $NODE_TYPE is restricted for this subscription; skipping." && return 1 ;;
+    esac
+    rows=$(az vm list-usage --location "$region" "${SUB[@]}" -o tsv \
+        --query "[?name.value=='$FAMILY' || name.value=='cores'].[name.value, currentValue, limit]") || rows=""
+    [[ $rows == *"$FAMILY"* ]] || free=0 # no quota row for the family: nothing free
+    while IFS=$'\t' read -r name used limit; do
+        if [[ -n $name ]] && ((free < 0 || limit - used < free)); then free=$((limit - used)); fi
+    done <<<"$rows"
+    log "$region: $free vCPUs free for $NODE_TYPE ($FAMILY and region total), $VCPUS needed."
+    ((free >= VCPUS))
+}
+
+pick_region() {
+    local -a candidates=("${REGIONS[@]}")
+    [[ -z $REGION ]] || candidates=("$REGION")
+    local n=${#candidates[@]} start=$RANDOM i
+    for ((i = 0; i < n; i++)); do
+        REGION=${candidates[(start + i) % n]}
+        region_fits "$REGION" && return
     done
-    if [[ -n $REGION ]]; then
-        die "$REGION cannot host $NODES x $NODE_TYPE: pick another --region, leave it out to search ${SUPPORTED_REGIONS[*]}, or ask for more quota (https://learn.microsoft.com/azure/quotas/per-vm-quota-requests)"
-    fi
-    die "no region of ${SUPPORTED_REGIONS[*]} can host $NODES x $NODE_TYPE: try another --node-type or ask for more quota (https://learn.microsoft.com/azure/quotas/per-vm-quota-requests)"
+    die "no region of ${candidates[*]} has $VCPUS free vCPUs for $NODE_TYPE: try another --region, or ask for quota (https://learn.microsoft.com/azure/quotas/per-vm-quota-requests)"
 }
 
-# Sets WORKSPACE_URL (https://adb-<id>.<n>.azuredatabricks.net); a placeholder in --dry-run
-# when the workspace does not exist yet.
-read_workspace_url() {
-    local url
-    if url=$(az_sub databricks workspace show --resource-group "$RESOURCE_GROUP" --name "$WORKSPACE" \
-        --query workspaceUrl -o tsv 2>/dev/null) && [[ -n $url ]]; then
-        WORKSPACE_URL=https://$url
-    elif ((DRY_RUN)); then
-        WORKSPACE_URL="https://<url of $WORKSPACE>"
-    else
-        die "could not read the URL of workspace $WORKSPACE"
+create_workspace() {
+    if ((!GROUP_EXISTS)); then
+        change az group create --name "$RESOURCE_GROUP" --location "$REGION" --tags "$TAG_KEY=$TAG_VALUE" \
+            "${SUB[@]}" -o none || die "could not create resource group $RESOURCE_GROUP"
     fi
+    log "Creating premium workspace $WORKSPACE in $REGION (a few minutes)."
+    change az databricks workspace create --name "$WORKSPACE" --resource-group "$RESOURCE_GROUP" \
+        --location "$REGION" --sku premium --tags "$TAG_KEY=$TAG_VALUE" "${SUB[@]}" -o none ||
+        die "creating workspace $WORKSPACE failed (Azure's error is above); it leaves resource group $RESOURCE_GROUP behind: $(cleanup_command)"
 }
 
+# Waits until the workspace's provisioningState is Succeeded; sets HOST and WORKSPACE_ID.
+wait_for_workspace() {
+    local -a workspace=(--resource-group "$RESOURCE_GROUP" --name "$WORKSPACE" "${SUB[@]}")
+    local state url
+    log "Waiting until workspace $WORKSPACE is provisioned."
+    az databricks workspace wait --created "${workspace[@]}" || true # the state below says why
+    IFS=$'\t' read -r state url WORKSPACE_ID < <(az databricks workspace show "${workspace[@]}" \
+        --query "[[provisioningState, workspaceUrl, id]]" -o tsv)
+    [[ $state == Succeeded ]] ||
+        die "workspace $WORKSPACE is ${state:-unreadable}, not Succeeded; resource group $RESOURCE_GROUP is left behind: $(cleanup_command)"
+    HOST=https://$url
+}
+
+# Section [PROFILE] of the Databricks CLI config, replaced whole: never a token. configparser
+# keeps the other sections (not the file's comments).
 write_profile() {
-    local file
-    file=$(config_file)
+    local file=${DATABRICKS_CONFIG_FILE:-$HOME/.databrickscfg}
     if ((DRY_RUN)); then
-        printf 'DRY-RUN: write [%s] to %s: host = %s, auth_type = azure-cli\n' "$PROFILE" "$file" "$WORKSPACE_URL"
+        echo "DRY-RUN: write [$PROFILE] to $file: host = $HOST, auth_type = azure-cli, azure_workspace_resource_id = $WORKSPACE_ID"
         return
     fi
-    if profile_exists "$file" "$PROFILE"; then
-        log "Updating profile [$PROFILE] in $file."
-    else
-        log "Adding profile [$PROFILE] to $file."
-    fi
-    edit_profile "$file" "$PROFILE" "$WORKSPACE_URL"
-}
-
-print_summary() {
-    cat <<EOF
-Resource group: $RESOURCE_GROUP
-Workspace:      $WORKSPACE${WORKSPACE_REGION:+ ($WORKSPACE_REGION)}
-Workspace URL:  $WORKSPACE_URL
-CLI profile:    [$PROFILE] in $(config_file) (auth_type = azure-cli)
-
-Deploy and run the training job, from the repository root ($REPO_ROOT):
-  export DATABRICKS_CONFIG_PROFILE=$PROFILE
-  databricks bundle deploy -t $BUNDLE_TARGET
-  databricks bundle run $BUNDLE_JOB -t $BUNDLE_TARGET
-
-Run this again, reusing all of it:
-  setup/setup.sh --resource-group $RESOURCE_GROUP --profile $PROFILE
-
-Delete everything when you are done:
-  setup/cleanup.sh --resource-group $RESOURCE_GROUP --profile $PROFILE
+    log "Writing profile [$PROFILE] to $file."
+    python3 - "$file" "$PROFILE" "$HOST" "$WORKSPACE_ID" <<'EOF'
+import configparser, os, sys
+path, name, host, resource_id = sys.argv[1:]
+config = configparser.ConfigParser(interpolation=None, strict=False)
+config.read(path)
+config[name] = {"host": host, "auth_type": "azure-cli", "azure_workspace_resource_id": resource_id}
+with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as out:
+    config.write(out)
 EOF
 }
 
-# Runs the commands printed above when the (new, Go) databricks CLI is installed.
-deploy_bundle() {
-    if ((!DEPLOY)); then
-        log "--no-deploy: not deploying."
-        return
+# Deploys with the workspace's default catalog: a new Azure workspace is enabled for Unity Catalog
+# with a workspace catalog named after it, and `main` may not exist.
+deploy() {
+    local json
+    if [[ -n $NEW ]] && ((DRY_RUN)); then
+        CATALOG="<default catalog of $WORKSPACE>"
+    else
+        json=$(dbx metastores current -o json) ||
+            die "could not read the default catalog of $WORKSPACE (the error is above); try again soon: $(rerun_command)"
+        CATALOG=$(python3 -c 'import json, sys; print(json.load(sys.stdin).get("default_catalog_name", ""))' <<<"$json")
+        [[ -n $CATALOG && $CATALOG != hive_metastore ]] ||
+            die "workspace $WORKSPACE has no Unity Catalog default catalog: deploy with --var catalog=<a catalog you can write to>"
     fi
-    if ! command -v "$DATABRICKS" >/dev/null 2>&1; then
-        log "The databricks CLI is not on PATH: install it (https://docs.databricks.com/dev-tools/cli/install.html) and run the commands above."
-        return
-    fi
-    if [[ ! -f $REPO_ROOT/databricks.yml ]]; then
-        log "No databricks.yml in $REPO_ROOT: not deploying."
-        return
-    fi
-    # `&&`, not set -e: errexit is off inside a command followed by `||`.
-    (
-        cd "$REPO_ROOT" &&
-            mutate env "DATABRICKS_CONFIG_PROFILE=$PROFILE" "$DATABRICKS" bundle deploy -t "$BUNDLE_TARGET" &&
-            mutate env "DATABRICKS_CONFIG_PROFILE=$PROFILE" "$DATABRICKS" bundle run "$BUNDLE_JOB" -t "$BUNDLE_TARGET"
-    ) || die "the bundle commands failed; fix the error above and rerun them (the workspace and profile are ready)"
+    log "Deploying the bundle to $WORKSPACE, catalog $CATALOG."
+    (cd "$HERE/.." && change env "DATABRICKS_CONFIG_PROFILE=$PROFILE" databricks bundle deploy -t dev --var "catalog=$CATALOG") ||
+        die "the bundle deploy failed (the error is above); the workspace and profile are ready: fix it, then deploy as below"
 }
+
+rerun_command() { echo "setup/setup.sh --subscription $SUBSCRIPTION --resource-group $RESOURCE_GROUP"; }
+cleanup_command() { echo "setup/cleanup.sh --subscription $SUBSCRIPTION --resource-group $RESOURCE_GROUP"; }
 
 main() {
     parse_args "$@"
-    require_az
-    ((DRY_RUN)) && log "Dry run: read-only queries only; changes are printed as DRY-RUN lines."
-    choose_subscription
+    check_tools
+    ((DRY_RUN)) && log "Dry run: read-only queries only; every change is printed as a DRY-RUN line."
+    use_subscription "$SUBSCRIPTION"
+    # `az databricks` is an Azure CLI extension. Adding it changes only this az, and the read-only
+    # lookups need it, so it is added in --dry-run too.
+    az extension show --name databricks >/dev/null 2>&1 || az extension add --name databricks --only-show-errors
+    if [[ -n $REGION && $(az account list-locations --query "[?name=='$REGION'].name" -o tsv) != "$REGION" ]]; then
+        die "unknown region '$REGION' ('az account list-locations -o table' lists them)" 2
+    fi
     register_providers
-    ensure_databricks_extension
-
-    local group_exists=0
-    WORKSPACE_REGION=""
-    if [[ -z $RESOURCE_GROUP ]]; then
-        RESOURCE_GROUP=msl-$(random_suffix)
-    elif resource_group_exists "$RESOURCE_GROUP"; then
-        group_exists=1
+    find_existing
+    NEW="" CATALOG="<catalog>"
+    if [[ -z $WORKSPACE ]]; then
+        NEW=1 WORKSPACE=databricks-${RESOURCE_GROUP#msl-}
+        WORKSPACE=${WORKSPACE//[^-_A-Za-z0-9]/-} && WORKSPACE=${WORKSPACE:0:64}
+        pick_region
+        create_workspace
     fi
-    if ((group_exists)) && find_workspace; then
-        log "Workspace $WORKSPACE already exists in $RESOURCE_GROUP; reusing it."
+    if [[ -n $NEW ]] && ((DRY_RUN)); then
+        HOST="https://<URL of $WORKSPACE>" WORKSPACE_ID="<resource id of $WORKSPACE>"
     else
-        WORKSPACE=${WORKSPACE:-$(default_workspace_name "$RESOURCE_GROUP")}
-        ((group_exists)) && log "Resource group $RESOURCE_GROUP already exists; reusing it."
-        create_workspace "$group_exists"
+        wait_for_workspace
     fi
-    read_workspace_url
     write_profile
-    print_summary
-    deploy_bundle
+    ((!DEPLOY)) || deploy
+    cat <<EOF
+
+Workspace $WORKSPACE ($HOST), resource group $RESOURCE_GROUP, subscription $SUBSCRIPTION.
+Databricks CLI profile [$PROFILE]: signs in through az, for that workspace and subscription.
+From the repository root:
+  export DATABRICKS_CONFIG_PROFILE=$PROFILE
+  databricks bundle deploy -t dev --var catalog=$CATALOG
+  databricks bundle run penguin_training -t dev
+Run setup again, reusing all of it:  $(rerun_command)
+Delete it all when you are done:     $(cleanup_command)
+EOF
 }
 
-if [[ "${BASH_SOURCE[0]}" == "$0" ]]; then
-    main "$@"
-fi
+main "$@"
