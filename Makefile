@@ -16,11 +16,11 @@ $(STAMP): pyproject.toml constraints.txt scripts/install_horovod.sh
 run: $(STAMP)
 	$(BIN)/penguins run
 
-test: $(STAMP)
+test: lint
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check notebooks tests && $(BIN)/ruff format --check notebooks tests
+	$(BIN)/ruff check notebooks penguins tests && $(BIN)/ruff format --check notebooks penguins tests
 
 bench: $(STAMP)
 	$(BIN)/penguins bench

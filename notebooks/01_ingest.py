@@ -2,13 +2,13 @@
 # MAGIC %md
 # MAGIC # 01 Ingest: bring the penguin data into the lab folder
 # MAGIC
-# MAGIC Copies the source CSV to `<lab_dir>/raw/penguins.csv` after checking its header and values,
-# MAGIC then prints the row count and the rows with missing values. First task of the
-# MAGIC `penguin_training` job; next: `02_prepare`.
+# MAGIC Copies the source CSV to `<lab_dir>/raw/penguins.csv` after checking its header and values
+# MAGIC (the rows with missing values are kept and shown) and commits it with `_manifest.json`, written
+# MAGIC last. First task of the `penguin_training` job; next: `02_prepare`.
 # MAGIC
 # MAGIC | parameter | required | default | meaning |
 # MAGIC | --- | --- | --- | --- |
-# MAGIC | `lab_dir` | yes on Databricks | `lab` | lab folder, e.g. `/Volumes/<catalog>/<schema>/deepml_lab` |
+# MAGIC | `lab_dir` | yes on Databricks | `lab` | lab folder, e.g. `/Volumes/<catalog>/<schema>/deepml_lab_dev_<you>` |
 # MAGIC | `source` | no | shipped `data/penguins.csv` | local path, `/Volumes/...` path or http(s) URL, e.g. the lab's CSV |
 
 # COMMAND ----------
@@ -32,9 +32,29 @@ print(f"source: {source}\nlab folder: {lab.root}")
 
 # COMMAND ----------
 
-# DBTITLE 1,Copy and check the CSV
-from penguin_classifier.ingest import ingest
+# DBTITLE 1,Read and check the source CSV
+import pandas as pd
+from penguin_classifier.ingest import parse_rows, read_source
+from penguin_classifier.layout import Handover
 
-report = ingest(source, lab)
+# The hand-over starts by uncommitting raw/: if a cell below fails, no later stage uses it.
+handover = Handover(lab.raw.parent, "01_ingest", {"source": source})
+rows = parse_rows(read_source(source), source)  # header, columns, numbers, species codes
+print(f"{len(rows)} penguins")
+display(pd.DataFrame(rows).head(10))
+
+# COMMAND ----------
+
+# DBTITLE 1,Rows with missing measurements
+from penguin_classifier.ingest import incomplete_rows
+
+display(pd.DataFrame(incomplete_rows(rows)))  # kept here; 02_prepare drops them
+
+# COMMAND ----------
+
+# DBTITLE 1,Commit raw/penguins.csv
+from penguin_classifier.ingest import save_raw
+
+report = save_raw(handover, lab, rows)
 print(report.summary())
 dbutils.jobs.taskValues.set("raw_rows", report.rows)

@@ -2,8 +2,9 @@
 # MAGIC %md
 # MAGIC # 03 Model: create the lab's PenguinNet
 # MAGIC
-# MAGIC 5 inputs → hidden → hidden → 3 classes, ReLU, ReLU, log_softmax (193 parameters at hidden
-# MAGIC size 10). Saves the seeded initial weights and `config.json` to `<lab_dir>/model/`.
+# MAGIC 5 inputs → hidden → hidden → 3 classes, ReLU, ReLU, log_softmax (203 parameters at hidden
+# MAGIC size 10). Saves the seeded initial weights and `config.json` to `<lab_dir>/model/` and commits
+# MAGIC them with `_manifest.json`, written last.
 # MAGIC Task 3 of the `penguin_training` job; needs `02_prepare`; next: `04_train`.
 # MAGIC
 # MAGIC | parameter | required | default | meaning |
@@ -33,9 +34,28 @@ seed = params.integer(dbutils, "seed")
 
 # COMMAND ----------
 
-# DBTITLE 1,Create and save the model
-from penguin_classifier.model import parameter_count, save_initial_model
+# DBTITLE 1,Define the network
+import inspect
 
-model = save_initial_model(lab, hidden, seed)
+from penguin_classifier.model import PenguinNet, new_model
+
+print(inspect.getsource(PenguinNet))
+model = new_model(lab, hidden, seed)  # the same seed gives the same initial weights
 print(model)
-print(f"{parameter_count(model)} parameters; initial weights in {lab.initial_weights}")
+
+# COMMAND ----------
+
+# DBTITLE 1,Count the parameters
+from penguin_classifier.model import parameter_count, parameter_table
+
+display(parameter_table(model))
+# At hidden size 10: 5·10+10 + 10·10+10 + 10·3+3 = 203.
+print(f"{parameter_count(model)} parameters")
+
+# COMMAND ----------
+
+# DBTITLE 1,Save the initial weights
+from penguin_classifier.model import save_initial_model
+
+save_initial_model(lab, model, seed)
+print(f"initial weights committed: {lab.initial_weights}")

@@ -5,7 +5,8 @@
 # MAGIC CrossEntropyLoss, Adam, batches of 20 rows without shuffling, printing each epoch's training
 # MAGIC loss and validation loss and accuracy as the lab does. Batches are slices of in-memory tensors
 # MAGIC (no DataLoader workers) on the model's device. Saves `<lab_dir>/trained/penguin_classifier.pt`
-# MAGIC and `history.json`. Task 4 of the `penguin_training` job; needs `03_model`; next: `05_evaluate`.
+# MAGIC and `history.json`, committed with `_manifest.json`, written last.
+# MAGIC Task 4 of the `penguin_training` job; needs `03_model`; next: `05_evaluate`.
 # MAGIC
 # MAGIC | parameter | required | default | meaning |
 # MAGIC | --- | --- | --- | --- |
@@ -25,7 +26,7 @@ dbutils.widgets.text("lab_dir", "lab", "Lab folder")
 dbutils.widgets.text("epochs", "100", "Epochs")
 dbutils.widgets.text("lr", "0.001", "Learning rate")
 dbutils.widgets.text("batch_size", "20", "Batch size")
-dbutils.widgets.text("device", "auto", "Device")
+dbutils.widgets.dropdown("device", "auto", ["auto", "cpu", "cuda"], "Device")
 
 # COMMAND ----------
 
@@ -40,9 +41,42 @@ device = params.choice(dbutils, "device", ["auto", "cpu", "cuda"])
 
 # COMMAND ----------
 
-# DBTITLE 1,Train
-from penguin_classifier.train import train_stage
+# DBTITLE 1,Load the training and test tensors
+from penguin_classifier.layout import read_json
+from penguin_classifier.model import load_model
+from penguin_classifier.train import load_split, make_batches, resolve_device
 
-history = train_stage(lab, epochs, lr, batch_size, device)
-print(f"weights saved to {lab.weights}")
+lab.require("prepared", "model")
+spec = read_json(lab.features)
+dev = resolve_device(device)  # batches live on the model's device: no copy per step
+model = load_model(lab.model_config, lab.initial_weights).to(dev)
+batches = make_batches(load_split(lab.train, spec["features"], spec["label"]), batch_size, dev)
+x_test, y_test = (t.to(dev) for t in load_split(lab.test, spec["features"], spec["label"]))
+print(f"{len(batches)} batches of {batch_size} training rows, {len(y_test)} test rows, on {dev}")
+
+# COMMAND ----------
+
+# DBTITLE 1,Train: the lab's loop
+from penguin_classifier.train import Epoch, make_optimizer, torch_threads, train_epoch, validate
+from torch import nn
+
+loss_fn = nn.CrossEntropyLoss()  # on the log_softmax output, as in the lab
+optimizer = make_optimizer(model.parameters(), lr)  # Adam
+history = []
+with torch_threads(1 if dev.type == "cpu" else None):  # tiny matrices: one thread is fastest
+    for epoch in range(1, epochs + 1):
+        train_loss = train_epoch(model, batches, optimizer, loss_fn)
+        val_loss, correct = validate(model, x_test, y_test, batch_size)
+        history.append(Epoch(epoch, train_loss, val_loss, correct, len(y_test)))
+        print(history[-1].lines())
+
+# COMMAND ----------
+
+# DBTITLE 1,Save the weights and the history
+from penguin_classifier.train import save_trained
+
+save_trained(
+    lab, model, history, {"epochs": epochs, "lr": lr, "batch_size": batch_size, "device": device}
+)
+print(f"weights committed: {lab.weights}")
 dbutils.jobs.taskValues.set("val_accuracy", history[-1].val_accuracy)

@@ -31,12 +31,12 @@ from penguin_classifier.runtime import notebook_runtime
 
 spark, dbutils, display = notebook_runtime(globals())
 dbutils.widgets.text("lab_dir", "lab", "Lab folder")
-dbutils.widgets.text("backend", "auto", "Backend: auto, horovod or torch")
+dbutils.widgets.dropdown("backend", "auto", ["auto", "horovod", "torch"], "Backend")
 dbutils.widgets.text("num_processes", "2", "Processes")
 dbutils.widgets.text("epochs", "100", "Epochs")
 dbutils.widgets.text("lr", "0.001", "Learning rate of one process")
 dbutils.widgets.text("batch_size", "20", "Batch size")
-dbutils.widgets.text("local_mode", "true", "Processes on the driver (true) or workers (false)")
+dbutils.widgets.dropdown("local_mode", "true", ["true", "false"], "Processes on the driver")
 dbutils.widgets.text("timeout_minutes", "10", "Timeout (minutes)")
 
 # COMMAND ----------
@@ -56,10 +56,44 @@ timeout_s = 60 * params.number(dbutils, "timeout_minutes", low=0.0)
 
 # COMMAND ----------
 
-# DBTITLE 1,Train on several processes and compare
-from penguin_classifier.distribute import distribute_stage
+# DBTITLE 1,The per-rank training function
+from penguin_classifier.distribute import launch_here, rank_function, rank_source
 
-summary = distribute_stage(
-    lab, spark, backend, num_processes, epochs, lr, batch_size, local_mode, timeout_s
+launch = launch_here(backend)
+rank_fn = rank_function(launch)
+print(f"{launch.launcher} runs this in each of the {num_processes} processes:\n")
+# The lab's training, with each distributed addition marked "# Horovod:" or "# DDP:".
+print(rank_source(launch))
+
+# COMMAND ----------
+
+# DBTITLE 1,Launch the processes
+from penguin_classifier.distribute import launch_training
+from penguin_classifier.layout import Handover
+
+lab.require("prepared", "model", "evaluation")
+parameters = {
+    "backend": launch.backend,
+    "num_processes": num_processes,
+    "epochs": epochs,
+    "lr_per_process": lr,
+    "batch_size": batch_size,
+    "local_mode": local_mode,
+}
+handover = Handover(lab.folder("distributed"), "06_distribute", parameters)
+result = launch_training(
+    spark, lab, launch, rank_fn, num_processes, epochs, lr, batch_size, local_mode, timeout_s
 )
+print(
+    f"{num_processes} processes of {result['shard_rows']} training rows each: "
+    f"training {result['train_s']:.1f} s, start-up {result['wall_s'] - result['train_s']:.1f} s"
+)
+
+# COMMAND ----------
+
+# DBTITLE 1,Compare with the single-process model
+from penguin_classifier.distribute import comparison_table, save_distributed
+
+summary = save_distributed(handover, lab, launch, result)
+display(comparison_table(summary))
 dbutils.jobs.taskValues.set("distributed_accuracy", summary["accuracy"])

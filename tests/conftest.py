@@ -14,10 +14,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from penguin_classifier.jobs import local_tasks
 from penguin_classifier.layout import Lab
-from penguin_classifier.runner import run_tasks
 from penguin_classifier.runtime import local_spark, project_root
+
+from penguins.jobs import local_tasks
+from penguins.runner import run_tasks
 
 ROOT = project_root()
 DATA = ROOT / "data" / "penguins.csv"

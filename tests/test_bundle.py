@@ -7,23 +7,24 @@ import copy
 import shutil
 
 import pytest
-from penguin_classifier.bundle import (
+from penguin_classifier.errors import PenguinInputError
+from penguin_classifier.runtime import project_root, shipped_data
+
+from penguins.bundle import (
     job_tasks,
     load_bundle,
     ordered_tasks,
     target_config,
     variable_values,
 )
-from penguin_classifier.bundle_checks import (
+from penguins.bundle_checks import (
     EXAMPLE_USERS,
     check_bundle,
     load_schema,
     schema_problems,
 )
-from penguin_classifier.cli import main
-from penguin_classifier.errors import PenguinInputError
-from penguin_classifier.jobs import local_tasks
-from penguin_classifier.runtime import project_root, shipped_data
+from penguins.cli import main
+from penguins.jobs import local_tasks
 
 ROOT = project_root()
 SCHEMA = ROOT.parent / "shared" / "databricks-bundle-schema.json"

@@ -1,4 +1,4 @@
-"""The ``penguins`` command: predict, run's bad inputs, bench, exit statuses."""
+"""The ``penguins`` command: predict, run (all or --only some stages), bench, exit statuses."""
 
 from __future__ import annotations
 
@@ -7,10 +7,33 @@ import subprocess
 import sys
 
 import pytest
-from penguin_classifier.cli import main
 from penguin_classifier.runtime import project_root
 
+from penguins.cli import main
+from penguins.jobs import local_tasks, only_tasks
+
 PREDICT = ["--culmen-length", "50.4", "--culmen-depth", "15.3", "--flipper-length", "200"]
+STAGES = "ingest, prepare, model, train, evaluate, distribute"
+
+
+def penguins(capsys, *args: str) -> tuple[int, str]:
+    """Exit status and stderr of ``penguins ARGS`` in this process (argparse exits by itself)."""
+    try:
+        status = main(list(args))
+    except SystemExit as exit:
+        status = exit.code
+    return status, capsys.readouterr().err
+
+
+def penguins_process(*args: str) -> subprocess.CompletedProcess:
+    """``penguins ARGS`` as a user runs it: its own process, so nothing but its output counts."""
+    return subprocess.run(
+        [sys.executable, "-m", "penguins.cli", *args],
+        cwd=project_root(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_predict_prints_species_and_probabilities(lab, capsys):
@@ -30,16 +53,14 @@ def test_predict_prints_species_and_probabilities(lab, capsys):
             "5000",
             "island 'Anvers' is not in the saved vocabulary ['Biscoe', 'Dream', 'Torgersen']",
         ),
-        ("Dream", "heavy", "--body-mass: 'heavy' is not a number"),
-        ("Dream", "nan", "--body-mass: nan is not a positive number"),
-        ("Dream", "-5000", "--body-mass: -5000 is not a positive number"),
+        ("Dream", "heavy", "argument --body-mass: 'heavy' is not a number"),
+        ("Dream", "nan", "argument --body-mass: nan is not a positive number"),
+        ("Dream", "-5000", "argument --body-mass: -5000 is not a positive number"),
     ],
 )
 def test_predict_bad_input_is_one_line_and_exit_2(lab, capsys, island, mass, message):
     args = ["predict", "--lab-dir", str(lab.root), "--island", island, *PREDICT]
-    assert main([*args, "--body-mass", mass]) == 2
-    err = capsys.readouterr().err
-    assert err == f"penguins predict: {message}\n"
+    assert penguins(capsys, *args, "--body-mass", mass) == (2, f"penguins predict: {message}\n")
 
 
 def test_predict_without_a_trained_model_names_the_stage(tmp_path, capsys):
@@ -51,45 +72,73 @@ def test_predict_without_a_trained_model_names_the_stage(tmp_path, capsys):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
+        (["bench", "--repeat", "0"], "--repeat: 0 is below 1"),
+        (["bench", "--epochs", "ten"], "--epochs: 'ten' is not a whole number"),
+        (["submit", "--timeout", "0"], "--timeout: 0 is not a positive number"),
+        (["run", "--var", "x"], "--var: 'x': expected NAME=VALUE"),
+    ],
+)
+def test_bad_arguments_are_one_line_and_exit_2(capsys, args, message):
+    assert penguins(capsys, *args) == (2, f"penguins {args[0]}: argument {message}\n")
+
+
+def test_only_runs_one_stage(tmp_path):
+    result = penguins_process("run", "--only", "ingest", "--lab-dir", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert "tasks (databricks.yml): ingest\n" in result.stdout
+    assert (tmp_path / "raw" / "_manifest.json").exists()
+    assert not (tmp_path / "prepared").exists()  # the next stage did not run
+
+
+def test_only_keeps_the_jobs_order():
+    assert [t.key for t in only_tasks(local_tasks(), ["train", "ingest"])] == ["ingest", "train"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
         (["--source", "missing.csv"], "penguins run: ingest: source not found: missing.csv"),
+        (
+            ["--only", "ingest", "--source", "nope.csv"],
+            "penguins run: ingest: source not found: nope.csv",
+        ),
+        (
+            ["--only", "ingest,nope"],
+            f"penguins run: --only nope: not a task of the job (tasks: {STAGES})",
+        ),
         (["--param", "epochz=3"], "penguins run: no stage has a parameter named epochz"),
-        (["--param", "epochs"], "penguins run: --param 'epochs': expected NAME=VALUE"),
+        (["--param", "epochs"], "penguins run: argument --param: 'epochs': expected NAME=VALUE"),
     ],
 )
 def test_run_bad_input_is_one_line_and_exit_2(tmp_path, args, message):
-    # A subprocess, as a user runs it: no traceback, nothing but the one line on stderr.
-    result = subprocess.run(
-        [sys.executable, "-m", "penguin_classifier.cli", "run", "--lab-dir", str(tmp_path), *args],
-        cwd=project_root(),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = penguins_process("run", "--lab-dir", str(tmp_path), *args)
     assert result.returncode == 2
-    assert result.stderr.strip().splitlines()[-1].startswith(message)
-    assert "Traceback" not in result.stderr
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith(message), result.stderr
     assert not (tmp_path / "raw" / "_manifest.json").exists()
 
 
-def test_run_stage_after_a_missing_one_names_the_stage_to_run_first(tmp_path, capsys):
+def test_only_a_later_stage_names_the_stage_to_run_first(tmp_path, capsys):
     # Only the evaluate stage, on an empty lab folder.
-    from penguin_classifier.jobs import local_tasks
-    from penguin_classifier.runner import run_tasks
-
-    evaluate = [t for t in local_tasks() if t.key == "evaluate"]
-    with pytest.raises(Exception, match=r"prepared is not committed .*: run 02_prepare first"):
-        run_tasks(evaluate, {"lab_dir": str(tmp_path)}, spark=object(), log=lambda *_: None)
+    status, err = penguins(capsys, "run", "--only", "evaluate", "--lab-dir", str(tmp_path))
+    assert status == 2
+    assert err.startswith("penguins run: evaluate: ")
+    assert err.endswith(": run 02_prepare first\n")
 
 
-def test_bench_json_has_the_promised_keys(lab, capsys, monkeypatch):
-    from penguin_classifier import bench
+def test_bench_reports_median_and_minimum_of_repeated_loops(lab, capsys, monkeypatch):
+    from penguins import bench
 
     monkeypatch.setattr(bench, "prepared_lab", lambda spark=None: lab)
-    assert main(["bench", "--epochs", "2", "--json"]) == 0
+    assert main(["bench", "--epochs", "2", "--repeat", "3", "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
-    assert {"epochs", "lab_loop_s", "project_loop_s", "ratio", "peak_rss_mb"} <= set(result)
-    assert result["epochs"] == 2
-    assert result["ratio"] == pytest.approx(
-        result["lab_loop_s"] / result["project_loop_s"], rel=0.05
+    assert (result["epochs"], result["repeat"]) == (2, 3)
+    for loop in ("lab_loop_s", "project_loop_s"):
+        runs = result[loop]["runs"]
+        assert len(runs) == 3
+        assert result[loop]["median"] == sorted(runs)[1]  # the middle one of 3
+        assert result[loop]["min"] == min(runs)
+    assert result["ratio_of_medians"] == pytest.approx(
+        result["lab_loop_s"]["median"] / result["project_loop_s"]["median"], rel=0.05
     )
     assert result["max_loss_difference"] < 1e-4

@@ -27,6 +27,7 @@ from penguin_classifier.distribute import (
 from penguin_classifier.errors import PenguinInputError, PenguinRunError
 from penguin_classifier.layout import read_json
 from penguin_classifier.model import load_model
+from penguin_classifier.rank_training import load_shard
 from penguin_classifier.train import fit, load_split
 
 EPOCHS = 10  # enough for >= 0.97 on both sides, short enough for the test suite
@@ -175,6 +176,13 @@ def test_a_run_past_its_timeout_is_stopped():
     assert run_with_timeout(lambda: 42, 5, stopped.set) == 42
 
 
+def test_each_rank_trains_on_its_own_shard(lab):
+    shards = [load_shard(lab, rank, 3, batch_size=20)[1].tolist() for rank in range(3)]
+    # 960 rows over 3 ranks: 320 each, every row in exactly one shard (no padding repeats).
+    assert [len(s) for s in shards] == [320, 320, 320]
+    assert sorted(sum(shards, [])) == list(range(960))
+
+
 def test_stage_needs_the_evaluation_first(tmp_lab, spark):
     tmp_lab.evaluation.unlink()
     with pytest.raises(
@@ -191,16 +199,14 @@ def test_stage_needs_the_evaluation_first(tmp_lab, spark):
     [("horovod", True), ("torch", True), ("torch", False)],
     ids=["horovod.spark.run", "TorchDistributor-local", "TorchDistributor-barrier"],
 )
-def test_two_processes_train_on_disjoint_shards(
+def test_two_processes_train_and_commit_the_model(
     tmp_lab, spark, single_accuracy, backend, local_mode
 ):
     summary = distribute_stage(
         tmp_lab, spark, backend, 2, epochs=EPOCHS, local_mode=local_mode, timeout_s=180,
         log=lambda *_: None,
     )  # fmt: skip
-    # 960 training rows: 480 for each rank, none shared.
-    assert summary["shard_sizes"] == [480, 480]
-    assert summary["shared_rows"] == 0
+    assert summary["shard_rows"] == 480  # 960 training rows, 2 ranks
     assert summary["backend"] == backend and summary["num_processes"] == 2
     # Rank 0's saved model is within 1 point (one test row in 102 is 0.98 points) of one process.
     assert abs(summary["accuracy"] - single_accuracy) <= 0.01
@@ -230,3 +236,55 @@ def test_a_failing_rank_fails_the_run_in_one_line_and_leaves_no_model(tmp_lab, s
     assert not list(tmp_lab.distributed_weights.parent.glob("_run-*"))
     with pytest.raises(PenguinInputError, match="run 06_distribute first"):
         tmp_lab.require("distributed")
+
+
+class RecordingSparkContext:
+    """The job-group calls of a SparkContext, for one thread: its local properties, and the
+    groups cancelled (a cancelled group's running job then fails, as in Spark)."""
+
+    def __init__(self, properties: dict):
+        self.properties = dict(properties)
+        self.cancelled: list[str] = []
+        self.job_cancelled = threading.Event()
+
+    def getLocalProperty(self, key):
+        return self.properties.get(key)
+
+    def setLocalProperty(self, key, value):
+        if value is None:
+            self.properties.pop(key, None)
+        else:
+            self.properties[key] = value
+
+    def setJobGroup(self, group, description, interruptOnCancel=False):
+        self.properties["spark.jobGroup.id"] = group
+        self.properties["spark.job.description"] = description
+        self.properties["spark.job.interruptOnCancel"] = str(interruptOnCancel).lower()
+
+    def cancelJobGroup(self, group):
+        self.cancelled.append(group)
+        self.job_cancelled.set()
+
+    def cancelAllJobs(self):
+        self.cancelled.append("every job on the cluster")
+        self.job_cancelled.set()
+
+
+def test_a_timeout_cancels_only_the_runs_own_spark_jobs():
+    from penguin_classifier.distribute import spark_job_group, stop_workers
+
+    # On Databricks the notebook command's own group is set on the thread before the stage runs.
+    sc = RecordingSparkContext({"spark.jobGroup.id": "notebook-command"})
+    started = {}
+
+    def launch():  # a Spark job takes the properties of the thread that starts it
+        started.update(sc.properties)
+        if sc.job_cancelled.wait(10):
+            raise RuntimeError("job cancelled")
+
+    with spark_job_group(sc) as group, pytest.raises(PenguinRunError, match="did not finish"):
+        run_with_timeout(launch, 0.2, lambda: stop_workers(sc, group))
+    assert started["spark.jobGroup.id"] == group
+    assert started["spark.job.interruptOnCancel"] == "true"
+    assert sc.cancelled == [group]  # not cancelAllJobs: other notebooks share the cluster
+    assert sc.properties == {"spark.jobGroup.id": "notebook-command"}

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -30,8 +32,13 @@ def test_confusion_matrix_precision_and_recall_are_exact():
     # One Chinstrap is taken for an Adelie: 4 of 5 right.
     assert m["accuracy"] == 0.8
     assert m["confusion_matrix"] == [[2, 0, 0], [0, 1, 0], [1, 0, 1]]
-    assert m["per_species"]["Adelie"] == {"precision": 2 / 3, "recall": 1.0, "support": 2}
-    assert m["per_species"]["Chinstrap"] == {"precision": 1.0, "recall": 0.5, "support": 2}
+    # F1 is the harmonic mean: Adelie 2·(2/3·1)/(2/3+1) = 0.8, Chinstrap 2·(1·0.5)/1.5 = 2/3.
+    assert m["per_species"]["Adelie"] == pytest.approx(
+        {"precision": 2 / 3, "recall": 1.0, "f1": 0.8, "support": 2}
+    )
+    assert m["per_species"]["Chinstrap"] == pytest.approx(
+        {"precision": 1.0, "recall": 0.5, "f1": 2 / 3, "support": 2}
+    )
     # Probabilities 0.98 for the predicted class, 0.01 for the others.
     expected_loss = -(4 * torch.log(torch.tensor(0.98)) + torch.log(torch.tensor(0.01))) / 5
     assert m["loss"] == pytest.approx(expected_loss.item(), rel=1e-5)
@@ -46,6 +53,17 @@ def test_evaluation_outputs_on_the_shipped_data(lab):
     assert evaluation["new_penguin"]["species"] in SPECIES
     assert sum(evaluation["new_penguin"]["probabilities"].values()) == pytest.approx(1.0)
     assert lab.loss_plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert lab.confusion_plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_importing_evaluate_leaves_the_matplotlib_backend_alone():
+    # A learner's inline backend must survive the import (it once called matplotlib.use("Agg")).
+    code = (
+        "import matplotlib; matplotlib.use('svg'); import penguin_classifier.evaluate; "
+        "print(matplotlib.get_backend())"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "svg"
 
 
 def test_predict_reloads_the_saved_weights(lab):
@@ -73,9 +91,9 @@ def test_encoding_follows_the_saved_spec():
     ("penguin", "message"),
     [
         (Penguin("Anvers", 50, 15, 200, 5000), r"island 'Anvers' is not in the saved vocabulary"),
-        (Penguin("Dream", float("nan"), 15, 200, 5000), r"culmen_length: nan is not a positive"),
-        (Penguin("Dream", 50, -15, 200, 5000), r"culmen_depth: -15 is not a positive"),
-        (Penguin("Dream", 50, 15, 200, float("inf")), r"body_mass: inf is not a positive"),
+        (Penguin("Dream", float("nan"), 15, 200, 5000), r"CulmenLength: nan is not a positive"),
+        (Penguin("Dream", 50, -15, 200, 5000), r"CulmenDepth: -15 is not a positive"),
+        (Penguin("Dream", 50, 15, 200, float("inf")), r"BodyMass: inf is not a positive"),
     ],
 )
 def test_bad_measurements_are_refused(penguin, message):

@@ -10,9 +10,10 @@ from __future__ import annotations
 import json
 
 import pytest
-from penguin_classifier.cli import main
 from penguin_classifier.errors import PenguinInputError
 from penguin_classifier.layout import MANIFEST, STAGES, Lab, handover
+
+from penguins.cli import main
 
 PREDICT = ["--island", "Dream", "--culmen-length", "50.4", "--culmen-depth", "15.3"]
 PREDICT += ["--flipper-length", "200", "--body-mass", "5000"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 from penguin_classifier.layout import read_json
-from penguin_classifier.model import create_model, load_model, parameter_count
+from penguin_classifier.model import create_model, load_model, parameter_count, parameter_table
 
 
 def test_shapes_and_parameter_count():
@@ -20,6 +20,7 @@ def test_shapes_and_parameter_count():
     }
     # 5·10+10 + 10·10+10 + 10·3+3 = 60 + 110 + 33.
     assert parameter_count(model) == 203
+    assert parameter_table(model)["values"].tolist() == [50, 10, 100, 10, 30, 3]
     assert parameter_count(create_model(hidden=4)) == 5 * 4 + 4 + 4 * 4 + 4 + 4 * 3 + 3
 
 

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from penguin_classifier import params
 from penguin_classifier.errors import PenguinInputError
-from penguin_classifier.jobs import local_tasks
 from penguin_classifier.layout import STAGES
-from penguin_classifier.runner import notebook_widgets
 from penguin_classifier.runtime import LocalDbutils, project_root
+
+from penguins.jobs import local_tasks
+from penguins.runner import notebook_widgets
 
 ROOT = project_root()
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.py"))
@@ -68,36 +67,3 @@ def test_on_databricks_the_lab_folder_must_be_a_volume(monkeypatch, value):
     assert "\n" not in str(raised.value)
     volume = "/Volumes/catalog/schema/lab"
     assert params.lab_dir(LocalDbutils({"lab_dir": volume})).root == Path(volume)
-
-
-def test_a_notebook_runs_as_a_plain_script(tmp_path):
-    lab = tmp_path / "lab"
-    result = subprocess.run(
-        [sys.executable, "notebooks/01_ingest.py", "--lab_dir", str(lab)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert result.returncode == 0, result.stderr
-    assert "344 rows written" in result.stdout
-    assert (lab / "raw" / "penguins.csv").exists()
-
-
-def test_a_notebook_script_with_bad_input_exits_2_with_one_line(tmp_path):
-    result = subprocess.run(
-        [
-            sys.executable,
-            "notebooks/01_ingest.py",
-            "--lab_dir",
-            str(tmp_path),
-            "--source",
-            "nope.csv",
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert result.returncode == 2
-    assert result.stderr.strip() == "error: source not found: nope.csv"

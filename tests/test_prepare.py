@@ -8,7 +8,7 @@ from penguin_classifier.errors import PenguinInputError
 from penguin_classifier.evaluate import evaluate_stage
 from penguin_classifier.ingest import ingest
 from penguin_classifier.layout import Lab, read_json
-from penguin_classifier.model import save_initial_model
+from penguin_classifier.model import new_model, save_initial_model
 from penguin_classifier.prepare import (
     FEATURES,
     clean,
@@ -144,7 +144,7 @@ def test_a_missing_species_is_a_warning_up_to_the_evaluation(spark, tmp_path):
     report = prepare(spark, lab)
     assert report.warnings == ["species Chinstrap has no complete rows"]
     assert "WARNING: species Chinstrap has no complete rows" in report.summary()
-    save_initial_model(lab)
+    save_initial_model(lab, new_model(lab), seed=0)
     train_stage(lab, epochs=1, log=None)
     evaluation = evaluate_stage(lab, log=lambda *_: None)
     assert read_json(lab.evaluation)["warnings"] == report.warnings == evaluation["warnings"]

@@ -29,7 +29,8 @@ from databricks.sdk.service.jobs import (
 )
 from databricks.sdk.service.jobs import RunLifeCycleState as Life
 from databricks.sdk.service.jobs import RunResultState as Result
-from penguin_classifier import cli, submit
+
+from penguins import cli, submit
 
 HOST = "https://adb-0000000000000000.0.azuredatabricks.net"  # made up
 URL = f"{HOST}/jobs/3/runs/77"

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import pytest
 import torch
-from penguin_classifier.bench import lab_loop, project_loop
 from penguin_classifier.errors import PenguinInputError
 from penguin_classifier.layout import Lab, read_json
 from penguin_classifier.model import create_model
 from penguin_classifier.train import fit, load_split, train_stage
+
+from penguins.bench import lab_loop, project_loop
 
 
 @pytest.fixture(scope="module")

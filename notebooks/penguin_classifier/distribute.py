@@ -18,6 +18,7 @@ only when every rank finished, so a failed run leaves no model that a later step
 from __future__ import annotations
 
 import importlib.util
+import inspect
 import os
 import re
 import shutil
@@ -32,8 +33,8 @@ from pathlib import Path
 
 from .errors import PenguinInputError, PenguinRunError
 from .evaluate import evaluate_weights
-from .layout import Lab, handover, read_json, write_json
-from .rank_training import train_rank_horovod, train_rank_torch
+from .layout import Handover, Lab, read_json, write_json
+from .rank_training import ddp_training, train_rank_horovod, train_rank_torch
 from .runtime import on_databricks
 
 BACKENDS = ["auto", "horovod", "torch"]
@@ -165,10 +166,33 @@ def run_with_timeout(call, timeout_s: float, on_timeout):
     return result
 
 
-def stop_workers(spark) -> None:
-    """Cancel the Spark jobs of a run and end the worker processes it started."""
+@contextmanager
+def spark_job_group(sc):
+    """Put the Spark jobs this thread starts into a group of their own, as Horovod's runner
+    does, so that a timeout cancels only them; the thread's group before (on Databricks, the
+    notebook command's) comes back afterwards.
+
+    A job group is a property of the thread that starts a job: TorchDistributor starts its
+    barrier job (``local_mode=False``) from the calling thread, so it is in this group;
+    horovod.spark.run starts its job from a thread of its own, in its own group, and cancels
+    that group itself when its processes fail.
+    """
+    keys = ("spark.jobGroup.id", "spark.job.description", "spark.job.interruptOnCancel")
+    before = {key: sc.getLocalProperty(key) for key in keys}
+    group = f"penguins-distribute-{uuid.uuid4().hex[:12]}"
+    sc.setJobGroup(group, "penguins: distributed training", interruptOnCancel=True)
     try:
-        spark.sparkContext.cancelAllJobs()
+        yield group
+    finally:
+        for key, value in before.items():
+            sc.setLocalProperty(key, value)  # None removes it
+
+
+def stop_workers(sc, group: str) -> None:
+    """Cancel the Spark jobs of a run (its group only: ``cancelAllJobs`` would also cancel other
+    notebooks' jobs on a shared cluster) and end the worker processes it started."""
+    try:
+        sc.cancelJobGroup(group)
     except Exception:  # noqa: BLE001 - best effort on the way out
         pass
     try:
@@ -220,6 +244,112 @@ def rank_error(run_dir: Path, error: BaseException) -> str:
     return f"{type(error).__name__}: {first[0] if first else ''}".strip()
 
 
+def launch_here(backend: str) -> Launch:
+    """The launcher for ``backend`` on this cluster (or machine)."""
+    return choose_launch(
+        backend,
+        databricks=on_databricks(),
+        has_horovod=installed("horovod.torch"),
+        has_sparkdl=installed("sparkdl"),
+    )
+
+
+def rank_function(launch: Launch):
+    """The per-rank training function the launcher ships to each process."""
+    return train_rank_horovod if launch.backend == "horovod" else train_rank_torch
+
+
+def rank_source(launch: Launch) -> str:
+    """The source of the per-rank training, to show: its distributed lines are marked."""
+    functions = (
+        [train_rank_horovod] if launch.backend == "horovod" else [train_rank_torch, ddp_training]
+    )
+    return "\n\n".join(inspect.getsource(f) for f in functions)
+
+
+def launch_training(
+    spark,
+    lab: Lab,
+    launch: Launch,
+    rank_fn,
+    num_processes: int,
+    epochs: int,
+    lr: float,
+    batch_size: int,
+    local_mode: bool,
+    timeout_s: float = 600,
+    start_timeout_s: float = 120,
+) -> dict:
+    """Run ``rank_fn`` on ``num_processes`` processes; one rank's result, with ``wall_s``."""
+    import torch
+
+    sc = spark.sparkContext  # starts a lazy local session: the Spark launchers need one
+    check_num_processes(num_processes, sc.defaultParallelism, launch, local_mode)
+    # Ranks (on any node) write their error lines here: the lab folder is shared storage.
+    run_dir = lab.folder("distributed") / f"_run-{uuid.uuid4().hex[:12]}"
+    run_dir.mkdir(parents=True)
+    job = {
+        "lab_dir": str(lab.root.resolve()),
+        "run_dir": str(run_dir.resolve()),
+        "epochs": epochs,
+        "lr": lr,
+        "batch_size": batch_size,
+        "use_gpu": torch.cuda.is_available(),
+        "start_timeout_s": start_timeout_s,
+    }
+    fn = reporting_errors(rank_fn)
+    start = time.perf_counter()
+    try:
+        with importable_by_workers(), spark_job_group(sc) as group:
+            result = run_with_timeout(
+                lambda: launch_ranks(launch, fn, job, num_processes, local_mode),
+                timeout_s,
+                lambda: stop_workers(sc, group),
+            )
+    except PenguinRunError:
+        raise
+    except Exception as error:  # noqa: BLE001 - reported as one line
+        raise PenguinRunError(f"{launch.launcher} failed: {rank_error(run_dir, error)}") from None
+    finally:
+        shutil.rmtree(run_dir, ignore_errors=True)
+    return {**result, "wall_s": time.perf_counter() - start}
+
+
+def save_distributed(handover: Handover, lab: Lab, launch: Launch, result: dict) -> dict:
+    """Write the weights and ``distributed.json`` beside the single-process figures; commit."""
+    weights = handover.local / lab.distributed_weights.name
+    weights.write_bytes(result["weights"])
+    metrics = evaluate_weights(lab, weights)
+    summary = {
+        **handover.parameters,
+        "launcher": launch.launcher,
+        "accuracy": metrics["accuracy"],
+        "loss": metrics["loss"],
+        "single_accuracy": read_json(lab.evaluation)["accuracy"],
+        "wall_s": round(result["wall_s"], 3),
+        "train_s": round(result["train_s"], 3),
+        "startup_s": round(result["wall_s"] - result["train_s"], 3),
+        "train_loss": result["train_loss"],
+        "shard_rows": result["shard_rows"],
+    }
+    write_json(handover.local / lab.distributed_metrics.name, summary)
+    handover.commit()
+    return summary
+
+
+def comparison_table(summary: dict):
+    """Distributed against single-process training, to display."""
+    import pandas as pd
+
+    processes = f"{summary['num_processes']} processes ({summary['backend']})"
+    return pd.DataFrame(
+        {
+            "training": [processes, "1 process (04_train)"],
+            "test accuracy": [summary["accuracy"], summary["single_accuracy"]],
+        }
+    )
+
+
 def distribute_stage(
     lab: Lab,
     spark,
@@ -234,85 +364,23 @@ def distribute_stage(
     rank_fn=None,
     log=print,
 ) -> dict:
-    """Train on ``num_processes`` processes, evaluate its model beside the single one."""
+    """The whole stage, as notebook 06 runs it step by step."""
     lab.require("prepared", "model", "evaluation")
-    launch = choose_launch(
-        backend,
-        databricks=on_databricks(),
-        has_horovod=installed("horovod.torch"),
-        has_sparkdl=installed("sparkdl"),
-    )
-    import torch
-
-    use_gpu = torch.cuda.is_available()
-    sc = spark.sparkContext  # starts a lazy local session: the Spark launchers need one
-    check_num_processes(num_processes, sc.defaultParallelism, launch, local_mode)
-    fn = reporting_errors(
-        rank_fn or (train_rank_horovod if launch.backend == "horovod" else train_rank_torch)
-    )
+    launch = launch_here(backend)
     parameters = {
         "backend": launch.backend,
         "num_processes": num_processes,
         "epochs": epochs,
-        "lr": lr,
+        "lr_per_process": lr,
         "batch_size": batch_size,
         "local_mode": local_mode,
     }
-    with handover(lab.distributed_weights.parent, "06_distribute", parameters) as out:
-        # Ranks (on any node) write their error lines here: the lab folder is shared storage.
-        run_dir = lab.distributed_weights.parent / f"_run-{uuid.uuid4().hex[:12]}"
-        run_dir.mkdir()
-        job = {
-            "lab_dir": str(lab.root.resolve()),
-            "run_dir": str(run_dir.resolve()),
-            "epochs": epochs,
-            "lr": lr,
-            "batch_size": batch_size,
-            "use_gpu": use_gpu,
-            "start_timeout_s": start_timeout_s,
-        }
-        log(f"{launch.launcher}: {num_processes} processes, backend {launch.backend}")
-        start = time.perf_counter()
-        try:
-            with importable_by_workers():
-                result = run_with_timeout(
-                    lambda: launch_ranks(launch, fn, job, num_processes, local_mode),
-                    timeout_s,
-                    lambda: stop_workers(spark),
-                )
-        except PenguinRunError:
-            raise
-        except Exception as error:  # noqa: BLE001 - reported as one line
-            raise PenguinRunError(
-                f"{launch.launcher} failed: {rank_error(run_dir, error)}"
-            ) from None
-        finally:
-            shutil.rmtree(run_dir, ignore_errors=True)
-        wall_s = time.perf_counter() - start
-        weights = out / lab.distributed_weights.name
-        weights.write_bytes(result["weights"])
-        metrics = evaluate_weights(lab, weights)
-        summary = {
-            **parameters,
-            "launcher": launch.launcher,
-            "lr_per_process": lr,
-            "accuracy": metrics["accuracy"],
-            "loss": metrics["loss"],
-            "single_accuracy": read_json(lab.evaluation)["accuracy"],
-            "wall_s": round(wall_s, 3),
-            "train_s": round(result["train_s"], 3),
-            "startup_s": round(wall_s - result["train_s"], 3),
-            "train_loss": result["train_loss"],
-            "shard_sizes": result["shard_sizes"],
-            "shared_rows": result["shared_rows"],
-            "train_rows": result["train_rows"],
-        }
-        write_json(out / lab.distributed_metrics.name, summary)
-    log(
-        f"test accuracy: distributed {summary['accuracy']:.4f} ({num_processes} processes, "
-        f"{launch.backend}) vs single process {summary['single_accuracy']:.4f}\n"
-        f"wall {summary['wall_s']:.1f} s (training {summary['train_s']:.1f} s, start-up "
-        f"{summary['startup_s']:.1f} s); shards {summary['shard_sizes']} rows, "
-        f"{summary['shared_rows']} shared"
-    )
+    handover = Handover(lab.folder("distributed"), "06_distribute", parameters)
+    log(f"{launch.launcher}: {num_processes} processes, backend {launch.backend}")
+    result = launch_training(
+        spark, lab, launch, rank_fn or rank_function(launch), num_processes, epochs, lr,
+        batch_size, local_mode, timeout_s, start_timeout_s,
+    )  # fmt: skip
+    summary = save_distributed(handover, lab, launch, result)
+    log(comparison_table(summary).to_string(index=False))
     return summary

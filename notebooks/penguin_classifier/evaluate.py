@@ -1,39 +1,62 @@
-"""Stage 5, evaluate: loss curves, learned weights, held-out metrics, the lab's new penguin."""
+"""Stage 5, evaluate: loss curves, learned weights, held-out metrics, the lab's new penguin.
+
+Figures are plain ``matplotlib.figure.Figure`` objects, not pyplot's: importing this module
+leaves a learner's backend alone, and Databricks renders a figure with ``display(fig)``.
+"""
 
 from __future__ import annotations
 
-import matplotlib
+from pathlib import Path
 
-matplotlib.use("Agg")  # no display needed; Databricks renders the figure through display()
+import numpy as np
+import pandas as pd
+import torch
+from matplotlib.figure import Figure
+from sklearn.metrics import (
+    ConfusionMatrixDisplay,
+    accuracy_score,
+    confusion_matrix,
+    precision_recall_fscore_support,
+)
+from torch import nn
 
-import matplotlib.pyplot as plt  # noqa: E402
-import torch  # noqa: E402
-from torch import nn  # noqa: E402
-
-from .layout import Lab, handover, read_json, write_json  # noqa: E402
-from .model import load_model  # noqa: E402
-from .predict import Penguin, classify  # noqa: E402
-from .train import load_split  # noqa: E402
+from .layout import Handover, Lab, read_json, write_json
+from .model import load_model
+from .predict import Penguin, classify
+from .train import load_split
 
 # The lab's new penguin: island index 1 (Dream in the sorted vocabulary), bill 50.4 mm,
 # depth 15.3 mm, flipper 200 mm, mass 5000 g.
 LAB_PENGUIN = "Dream,50.4,15.3,200,5000"
 
 
-def plot_losses(history: list[dict], path):
-    """Training and validation loss by epoch, saved as PNG; returns the figure."""
+def plot_losses(history: list[dict]) -> Figure:
+    """Training and validation loss by epoch."""
     epochs = [h["epoch"] for h in history]
-    fig, ax = plt.subplots(figsize=(7, 4))
+    fig = Figure(figsize=(7, 4), layout="tight")
+    ax = fig.subplots()
     ax.plot(epochs, [h["train_loss"] for h in history], label="training")
     ax.plot(epochs, [h["val_loss"] for h in history], label="validation")
     ax.set_xlabel("epoch")
     ax.set_ylabel("loss")
     ax.set_title("Penguin classifier: loss by epoch")
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, format="png", dpi=100)
-    fig.penguins_path = str(path)
     return fig
+
+
+def plot_confusion(metrics: dict, species: list[str]) -> Figure:
+    """The held-out confusion matrix (rows: actual, columns: predicted) as a picture."""
+    fig = Figure(figsize=(5, 4), layout="tight")
+    matrix = ConfusionMatrixDisplay(np.array(metrics["confusion_matrix"]), display_labels=species)
+    matrix.plot(ax=fig.subplots(), cmap="Blues", colorbar=False)
+    matrix.ax_.set_title("Held-out penguins")
+    return fig
+
+
+def save_figure(fig: Figure, path: str | Path) -> Path:
+    """The figure as a PNG at ``path``; returns the path."""
+    fig.savefig(path, format="png", dpi=100)
+    return Path(path)
 
 
 def layer_summary(model: nn.Module) -> str:
@@ -47,44 +70,35 @@ def layer_summary(model: nn.Module) -> str:
 
 @torch.no_grad()
 def test_metrics(model: nn.Module, x: torch.Tensor, y: torch.Tensor, species: list[str]) -> dict:
-    """Loss, accuracy, confusion matrix (rows: true, columns: predicted), precision and recall."""
+    """Loss, accuracy, confusion matrix (rows: true, columns: predicted), per-species figures."""
     model.eval()
     out = model(x)
-    predicted = out.argmax(dim=1)
-    n = len(species)
-    confusion = torch.zeros((n, n), dtype=torch.int64)
-    for t, p in zip(y.tolist(), predicted.tolist(), strict=True):
-        confusion[t, p] += 1
-    per_species = {}
-    for i, name in enumerate(species):
-        tp = int(confusion[i, i])
-        predicted_i, actual_i = int(confusion[:, i].sum()), int(confusion[i, :].sum())
-        per_species[name] = {
-            "precision": tp / predicted_i if predicted_i else 0.0,
-            "recall": tp / actual_i if actual_i else 0.0,
-            "support": actual_i,
-        }
+    predicted = out.argmax(dim=1).numpy()
+    labels = list(range(len(species)))
+    # zero_division=0: a species with no held-out row (or never predicted) scores 0, not NaN.
+    precision, recall, f1, support = precision_recall_fscore_support(
+        y.numpy(), predicted, labels=labels, zero_division=0
+    )
     return {
         "rows": len(y),
         "loss": nn.functional.cross_entropy(out, y).item(),
-        "accuracy": int((predicted == y).sum()) / len(y),
-        "confusion_matrix": confusion.tolist(),
-        "per_species": per_species,
+        "accuracy": float(accuracy_score(y.numpy(), predicted)),
+        "confusion_matrix": confusion_matrix(y.numpy(), predicted, labels=labels).tolist(),
+        "per_species": {
+            name: {
+                "precision": float(precision[i]),
+                "recall": float(recall[i]),
+                "f1": float(f1[i]),
+                "support": int(support[i]),
+            }
+            for i, name in enumerate(species)
+        },
     }
 
 
-def format_metrics(metrics: dict, species: list[str]) -> str:
-    lines = [
-        f"Test rows: {metrics['rows']}  loss: {metrics['loss']:.4f}  "
-        f"accuracy: {metrics['accuracy']:.4f}",
-        "Confusion matrix (rows: actual, columns: predicted)",
-        " " * 11 + "".join(f"{s:>11}" for s in species),
-    ]
-    for name, row in zip(species, metrics["confusion_matrix"], strict=True):
-        lines.append(f"{name:>11}" + "".join(f"{v:>11}" for v in row))
-    for name, m in metrics["per_species"].items():
-        lines.append(f"{name:>11}: precision {m['precision']:.3f}  recall {m['recall']:.3f}")
-    return "\n".join(lines)
+def metrics_table(metrics: dict) -> pd.DataFrame:
+    """Precision, recall, F1 and held-out rows per species, to display."""
+    return pd.DataFrame(metrics["per_species"]).T.rename_axis("species").reset_index()
 
 
 def held_out_metrics(lab: Lab, model: nn.Module, spec: dict) -> dict:
@@ -98,32 +112,32 @@ def evaluate_weights(lab: Lab, weights) -> dict:
     return held_out_metrics(lab, load_model(lab.model_config, weights), read_json(lab.features))
 
 
-def evaluate_stage(lab: Lab, new_penguin: str = LAB_PENGUIN, log=print, display=None) -> dict:
-    """Write and commit the loss plot and ``evaluation.json``; print what the lab prints."""
+def save_evaluation(handover: Handover, lab: Lab, metrics: dict, new_penguin: dict) -> dict:
+    """Write ``evaluation.json`` (metrics, warnings, the new penguin) and commit the folder."""
+    # A species missing from the data has no held-out rows: 02_prepare warned; say it again.
+    evaluation = {
+        **metrics,
+        "warnings": read_json(lab.features)["warnings"],
+        "new_penguin": new_penguin,
+    }
+    write_json(handover.local / lab.evaluation.name, evaluation)
+    handover.commit()
+    return evaluation
+
+
+def evaluate_stage(lab: Lab, new_penguin: str = LAB_PENGUIN, log=print) -> dict:
+    """The whole stage, as notebook 05 runs it step by step (without displaying figures)."""
     lab.require("prepared", "model", "trained")
     penguin = Penguin.parse(new_penguin)
+    handover = Handover(lab.folder("evaluation"), "05_evaluate", {"new_penguin": new_penguin})
+    save_figure(plot_losses(read_json(lab.history)["history"]), handover.local / lab.loss_plot.name)
+    model = load_model(lab.model_config, lab.weights)
+    log(layer_summary(model))
     spec = read_json(lab.features)
-    with handover(lab.evaluation.parent, "05_evaluate", {"new_penguin": new_penguin}) as out:
-        fig = plot_losses(read_json(lab.history)["history"], out / lab.loss_plot.name)
-        fig.penguins_path = str(lab.loss_plot)
-        if display:
-            display(fig)
-        plt.close(fig)
-        model = load_model(lab.model_config, lab.weights)
-        log(layer_summary(model))
-        metrics = held_out_metrics(lab, model, spec)
-        log(format_metrics(metrics, spec["species"]))
-        # A species missing from the data has no held-out rows: 02_prepare warned, say it again.
-        metrics["warnings"] = spec["warnings"]
-        for warning in metrics["warnings"]:
-            log(f"WARNING: {warning}")
-        species, probabilities = classify(model, penguin, spec)
-        log(f"New penguin {new_penguin}: {species}")
-        log("  " + "  ".join(f"{name} {p:.4f}" for name, p in probabilities.items()))
-        metrics["new_penguin"] = {
-            "input": new_penguin,
-            "species": species,
-            "probabilities": probabilities,
-        }
-        write_json(out / lab.evaluation.name, metrics)
-    return metrics
+    metrics = held_out_metrics(lab, model, spec)
+    log(metrics_table(metrics).to_string(index=False))
+    save_figure(plot_confusion(metrics, spec["species"]), handover.local / lab.confusion_plot.name)
+    species, probabilities = classify(model, penguin, spec)
+    log(f"New penguin {new_penguin}: {species}")
+    new = {"input": new_penguin, "species": species, "probabilities": probabilities}
+    return save_evaluation(handover, lab, metrics, new)

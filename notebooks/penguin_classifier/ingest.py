@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import PenguinInputError
-from .layout import Lab, handover
+from .layout import Handover, Lab
 
 LAB_URL = (
     "https://raw.githubusercontent.com/MicrosoftLearning/mslearn-databricks/main/data/penguins.csv"
@@ -106,18 +106,27 @@ def check_number(value: str, name: str, line: int, column: str) -> None:
         )
 
 
-def ingest(source: str, lab: Lab) -> IngestReport:
-    """Copy ``source`` to ``lab.raw`` in the lab's format and commit it; return what was written."""
-    with handover(lab.raw.parent, "01_ingest", {"source": str(source)}) as out:
-        rows = parse_rows(read_source(str(source)), str(source))
-        with open(out / lab.raw.name, "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=COLUMNS, lineterminator="\n")
-            writer.writeheader()
-            for row in rows:
-                writer.writerow({c: "" if row[c] in MISSING else row[c] for c in COLUMNS})
-    incomplete = [
+def incomplete_rows(rows: list[dict[str, str]]) -> list[dict[str, str]]:
+    """The rows with a missing measurement, numbered from 1: 02_prepare will drop them."""
+    return [
         {"row": i, **row}
         for i, row in enumerate(rows, start=1)
         if any(row[c] in MISSING for c in MEASUREMENTS)
     ]
-    return IngestReport(lab.raw, len(rows), incomplete)
+
+
+def save_raw(handover: Handover, lab: Lab, rows: list[dict[str, str]]) -> IngestReport:
+    """Write ``raw/penguins.csv`` in the lab's format and commit it."""
+    with open(handover.local / lab.raw.name, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=COLUMNS, lineterminator="\n")
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({c: "" if row[c] in MISSING else row[c] for c in COLUMNS})
+    handover.commit()
+    return IngestReport(lab.raw, len(rows), incomplete_rows(rows))
+
+
+def ingest(source: str, lab: Lab) -> IngestReport:
+    """The whole stage, as notebook 01 runs it step by step: ``source`` to ``raw/``."""
+    handover = Handover(lab.raw.parent, "01_ingest", {"source": str(source)})
+    return save_raw(handover, lab, parse_rows(read_source(str(source)), str(source)))

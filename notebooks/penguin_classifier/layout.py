@@ -7,17 +7,18 @@ Each stage owns one folder of the lab folder and commits it with a record writte
                      features.json                             02_prepare
     lab_dir/model/config.json, initial.pt                      03_model
     lab_dir/trained/penguin_classifier.pt, history.json        04_train
-    lab_dir/evaluation/loss.png, evaluation.json               05_evaluate
+    lab_dir/evaluation/loss.png, confusion_matrix.png,
+                       evaluation.json                         05_evaluate
     lab_dir/distributed/penguin_classifier.pt,
                         distributed.json                       06_distribute
     lab_dir/<folder>/_manifest.json                            the record: files, sizes, sha256
 
 On Databricks the lab folder is a Unity Catalog volume, a FUSE mount where ``rename`` and ``link``
 fail with ENOSYS and files cannot be appended to or rewritten in place (Databricks: "work on local
-disk, then copy"). So a stage never renames anything in the lab folder: :func:`handover` removes
-the folder's record, lets the stage build its files on local disk, copies them in with plain
-sequential writes and writes the record last. Readers (:meth:`Lab.require`) check every file
-against the record, so what a crashed or refused stage leaves behind is never used.
+disk, then copy"). So a stage never renames anything in the lab folder: a :class:`Handover`
+removes the folder's record, lets the stage build its files on local disk, copies them in with
+plain sequential writes and writes the record last. Readers (:meth:`Lab.require`) check every
+file against the record, so what a crashed or refused stage leaves behind is never used.
 """
 
 from __future__ import annotations
@@ -68,6 +69,7 @@ class Lab:
     weights = property(lambda self: self.root / "trained" / "penguin_classifier.pt")
     history = property(lambda self: self.root / "trained" / "history.json")
     loss_plot = property(lambda self: self.root / "evaluation" / "loss.png")
+    confusion_plot = property(lambda self: self.root / "evaluation" / "confusion_matrix.png")
     evaluation = property(lambda self: self.root / "evaluation" / "evaluation.json")
     distributed_weights = property(lambda self: self.root / "distributed" / "penguin_classifier.pt")
     distributed_metrics = property(lambda self: self.root / "distributed" / "distributed.json")
@@ -120,35 +122,53 @@ def verify(folder: Path, stage: str) -> dict:
     return manifest
 
 
-@contextmanager
-def handover(folder: str | os.PathLike, stage: str, parameters: dict | None = None):
-    """Commit a stage's folder: yield a local temporary folder to build the files in.
+class Handover:
+    """A stage's hand-over of its folder, begun when created and finished by :meth:`commit`.
 
-    Before the block: the folder's old record and files are removed. After it succeeds: the
-    local files are copied into ``folder`` (plain sequential writes), then the record listing
-    every file in ``folder`` is written last. Files written straight into ``folder`` by the block
-    (Spark's Parquet output) are listed too. If the block fails, ``folder`` stays uncommitted.
+    Creating it removes the folder's old record, then its old files. The stage builds its files
+    in ``local``, a temporary folder on local disk (Spark may write its Parquet straight into
+    ``folder``). :meth:`commit` copies the local files in (plain sequential writes), then writes
+    the record listing every file of ``folder``. A stage that fails before :meth:`commit` leaves
+    its folder uncommitted: no reader will use it.
     """
-    folder = Path(folder)
-    (folder / MANIFEST).unlink(missing_ok=True)
-    if folder.exists():
-        shutil.rmtree(folder)
-    folder.mkdir(parents=True)
-    with tempfile.TemporaryDirectory(prefix=f"penguins-{folder.name}-") as local:
-        yield Path(local)
-        for path in sorted(Path(local).rglob("*")):
-            target = folder / path.relative_to(local)
+
+    def __init__(self, folder: str | os.PathLike, stage: str, parameters: dict | None = None):
+        self.folder, self.stage, self.parameters = Path(folder), stage, parameters or {}
+        (self.folder / MANIFEST).unlink(missing_ok=True)
+        if self.folder.exists():
+            shutil.rmtree(self.folder)
+        self.folder.mkdir(parents=True)
+        self._local = tempfile.TemporaryDirectory(prefix=f"penguins-{self.folder.name}-")
+        self.local = Path(self._local.name)
+
+    def commit(self) -> dict:
+        """Copy the local files in, then write the record; return it."""
+        for path in sorted(self.local.rglob("*")):
+            target = self.folder / path.relative_to(self.local)
             if path.is_dir():
                 target.mkdir(exist_ok=True)
             else:
                 shutil.copyfile(path, target)
-    manifest = {
-        "stage": stage,
-        "parameters": parameters or {},
-        "committed": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "files": describe(folder),
-    }
-    (folder / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+        self._local.cleanup()
+        manifest = {
+            "stage": self.stage,
+            "parameters": self.parameters,
+            "committed": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "files": describe(self.folder),
+        }
+        (self.folder / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+        return manifest
+
+
+@contextmanager
+def handover(folder: str | os.PathLike, stage: str, parameters: dict | None = None):
+    """``with handover(folder, stage) as out:`` build the files in ``out``; commit on success."""
+    stage_handover = Handover(folder, stage, parameters)
+    try:
+        yield stage_handover.local
+        stage_handover.commit()
+    finally:
+        stage_handover._local.cleanup()
 
 
 def write_json(path: str | os.PathLike, data) -> None:

@@ -49,21 +49,30 @@ def load_model(config_path, weights_path) -> PenguinNet:
     return model
 
 
-def save_initial_model(lab: Lab, hidden: int = 10, seed: int = 0) -> PenguinNet:
-    """Write and commit ``model/config.json`` and the seeded ``model/initial.pt``."""
+def new_model(lab: Lab, hidden: int = 10, seed: int = 0) -> PenguinNet:
+    """A seeded PenguinNet sized for the prepared features and species."""
     lab.require("prepared")
-    features = read_json(lab.features)
-    with handover(lab.model_config.parent, "03_model", {"hidden": hidden, "seed": seed}) as out:
-        model = create_model(hidden, seed, len(features["features"]), len(features["species"]))
-        write_json(
-            out / lab.model_config.name,
-            {
-                "n_features": len(features["features"]),
-                "hidden": hidden,
-                "n_classes": len(features["species"]),
-                "seed": seed,
-                "parameters": parameter_count(model),
-            },
-        )
+    spec = read_json(lab.features)
+    return create_model(hidden, seed, len(spec["features"]), len(spec["species"]))
+
+
+def parameter_table(model: nn.Module):
+    """Each learned tensor, its shape and its number of values, as a pandas table."""
+    import pandas as pd
+
+    rows = [(name, tuple(p.shape), p.numel()) for name, p in model.named_parameters()]
+    return pd.DataFrame(rows, columns=["tensor", "shape", "values"])
+
+
+def save_initial_model(lab: Lab, model: PenguinNet, seed: int) -> None:
+    """Write and commit ``model/config.json`` and the initial weights ``model/initial.pt``."""
+    config = {
+        "n_features": model.fc1.in_features,
+        "hidden": model.fc1.out_features,
+        "n_classes": model.fc3.out_features,
+        "seed": seed,
+        "parameters": parameter_count(model),
+    }
+    with handover(lab.model_config.parent, "03_model", config) as out:
+        write_json(out / lab.model_config.name, config)
         save_weights(model, out / lab.initial_weights.name)
-    return model

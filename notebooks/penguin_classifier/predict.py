@@ -1,15 +1,24 @@
-"""Species from raw measurements, with the saved features spec and trained weights."""
+"""Species from raw measurements, with the saved features spec and trained weights.
+
+The raw columns are the lab's: ``Island`` (a name), ``CulmenLength`` and ``CulmenDepth`` (mm),
+``FlipperLength`` (mm), ``BodyMass`` (g). :func:`encode_frame` turns a pandas DataFrame of them
+into the model's feature rows, as ``features.json`` says; one penguin is a one-row frame.
+"""
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
+import numpy as np
+import pandas as pd
 import torch
 
 from .errors import PenguinInputError
 from .layout import Lab, read_json
 from .model import load_model
+
+MEASUREMENTS = ["CulmenLength", "CulmenDepth", "FlipperLength", "BodyMass"]
+INPUTS = ["Island", *MEASUREMENTS]
 
 
 @dataclass
@@ -38,36 +47,85 @@ class Penguin:
                 raise PenguinInputError(f"{name}: {part!r} is not a number") from None
         return cls(parts[0], *values)
 
+    def frame(self) -> pd.DataFrame:
+        """This penguin as a one-row frame of the raw columns."""
+        values = [self.culmen_length, self.culmen_depth, self.flipper_length, self.body_mass]
+        return pd.DataFrame([[self.island, *values]], columns=INPUTS)
+
+
+def check_frame(frame: pd.DataFrame, spec: dict) -> None:
+    """Raise PenguinInputError, one line, for a value the model cannot take.
+
+    A missing column, an island not in the saved vocabulary, a measurement that is not a finite
+    positive number (missing values included). The row is named when there are several.
+    """
+    missing = [c for c in INPUTS if c not in frame.columns]
+    if missing:
+        raise PenguinInputError(f"missing columns {missing}: expected {INPUTS}")
+
+    islands = spec["islands"]
+    bad = {"Island": ~frame["Island"].isin(islands)}
+    for column in MEASUREMENTS:
+        values = numbers(frame[column])
+        bad[column] = ~(np.isfinite(values) & (values > 0))
+    for column, rows in bad.items():
+        if rows.any():
+            i = int(np.argmax(rows.to_numpy()))
+            value = frame[column].iloc[i]
+            where = f"row {frame.index[i]}, " if len(frame) > 1 else ""
+            if column == "Island":
+                problem = f"island {value!r} is not in the saved vocabulary {islands}"
+            else:
+                problem = f"{column}: {value} is not a positive number"
+            raise PenguinInputError(where + problem)
+
+
+def numbers(column: pd.Series) -> pd.Series:
+    """As float64; what is not a number becomes NaN."""
+    return pd.to_numeric(column, errors="coerce").astype("float64")
+
+
+def encode_frame(frame: pd.DataFrame, spec: dict) -> torch.Tensor:
+    """Feature rows in the order of ``features.json``; bad values raise PenguinInputError."""
+    check_frame(frame, spec)
+    scaling = spec["scaling"]
+    values = {
+        "IslandIdx": frame["Island"].map({name: i for i, name in enumerate(spec["islands"])}),
+        "CulmenLength": numbers(frame["CulmenLength"]),
+        "CulmenDepth": numbers(frame["CulmenDepth"]),
+        "FlipperScaled": numbers(frame["FlipperLength"]) / scaling["FlipperLength"],
+        "MassScaled": numbers(frame["BodyMass"]) / scaling["BodyMass"],
+    }
+    columns = [values[f].to_numpy(dtype="float64") for f in spec["features"]]
+    return torch.tensor(np.stack(columns, axis=1), dtype=torch.float32)
+
 
 def encode(penguin: Penguin, spec: dict) -> torch.Tensor:
     """One feature row in the order of ``features.json``; bad values raise PenguinInputError."""
-    islands = spec["islands"]
-    if penguin.island not in islands:
-        raise PenguinInputError(
-            f"island {penguin.island!r} is not in the saved vocabulary {islands}"
-        )
-    for name in ("culmen_length", "culmen_depth", "flipper_length", "body_mass"):
-        value = getattr(penguin, name)
-        if not math.isfinite(value) or value <= 0:
-            raise PenguinInputError(f"{name}: {value} is not a positive number")
-    scaling = spec["scaling"]
-    values = {
-        "IslandIdx": float(islands.index(penguin.island)),
-        "CulmenLength": penguin.culmen_length,
-        "CulmenDepth": penguin.culmen_depth,
-        "FlipperScaled": penguin.flipper_length / scaling["FlipperLength"],
-        "MassScaled": penguin.body_mass / scaling["BodyMass"],
-    }
-    return torch.tensor([[values[f] for f in spec["features"]]], dtype=torch.float32)
+    return encode_frame(penguin.frame(), spec)
+
+
+def probability_column(species: str) -> str:
+    return f"probability_{species}"
+
+
+def classify_frame(model, frame: pd.DataFrame, spec: dict) -> pd.DataFrame:
+    """``species`` (the most likely) and ``probability_<species>`` for each row of ``frame``."""
+    with torch.no_grad():
+        probabilities = model(encode_frame(frame, spec)).exp().numpy().astype("float64")
+    species = spec["species"]
+    result = pd.DataFrame({"species": np.array(species)[probabilities.argmax(axis=1)]})
+    for i, name in enumerate(species):
+        result[probability_column(name)] = probabilities[:, i]
+    return result
 
 
 def classify(model, penguin: Penguin, spec: dict) -> tuple[str, dict[str, float]]:
     """The most likely species and the probability of each."""
-    with torch.no_grad():
-        probabilities = model(encode(penguin, spec)).exp()[0].tolist()
-    species = spec["species"]
-    best = max(range(len(species)), key=probabilities.__getitem__)
-    return species[best], dict(zip(species, probabilities, strict=True))
+    row = classify_frame(model, penguin.frame(), spec).iloc[0]
+    return str(row["species"]), {
+        name: float(row[probability_column(name)]) for name in spec["species"]
+    }
 
 
 def predict(lab: Lab, penguin: Penguin) -> tuple[str, dict[str, float]]:

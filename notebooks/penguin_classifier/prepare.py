@@ -20,7 +20,7 @@ from pyspark.sql.types import StringType, StructField, StructType
 
 from .errors import PenguinInputError
 from .ingest import COLUMNS, SPECIES
-from .layout import Lab, handover, write_json
+from .layout import Handover, Lab, write_json
 
 FEATURES = ["IslandIdx", "CulmenLength", "CulmenDepth", "FlipperScaled", "MassScaled"]
 LABEL = "Species"
@@ -140,9 +140,61 @@ def split_sizes(data: DataFrame, test_fraction: float) -> dict[int, tuple[int, i
     return sizes
 
 
+def split_table(sizes: dict[int, tuple[int, int]]):
+    """Rows per species in each split, as a small pandas table to display."""
+    import pandas as pd
+
+    rows = [(SPECIES[s], train, test) for s, (train, test) in sorted(sizes.items())]
+    return pd.DataFrame(rows, columns=["species", "train", "test"])
+
+
 def write_ordered(df: DataFrame, path: Path, order: list[str]) -> None:
     """One Parquet file whose row order is ``order``: training reads batches in this order."""
     df.coalesce(1).sortWithinPartitions(*order).select(*FEATURES, LABEL).write.parquet(str(path))
+
+
+def save_prepared(
+    handover: Handover,
+    lab: Lab,
+    train: DataFrame,
+    test: DataFrame,
+    islands: list[str],
+    sizes: dict[int, tuple[int, int]],
+) -> PrepareReport:
+    """Write the oversampled training split, the test split and features.json; commit them."""
+    # Spark writes its Parquet folders straight into the lab folder: on Databricks it writes
+    # volumes through cloud storage, not the FUSE mount.
+    write_ordered(train, lab.train, ["_copy", "_key"])
+    write_ordered(test, lab.test, ["_key"])
+    copies = handover.parameters["oversample"]
+    train_rows = sum(n for n, _ in sizes.values())
+    test_rows = sum(n for _, n in sizes.values())
+    warnings = [
+        f"species {s} has no complete rows" for i, s in enumerate(SPECIES) if i not in sizes
+    ]
+    spec = {
+        "features": FEATURES,
+        "label": LABEL,
+        "species": SPECIES,
+        "islands": islands,
+        "scaling": SCALING,
+        **handover.parameters,
+        "rows": {
+            "complete": train_rows + test_rows,
+            "train": train_rows,
+            "test": test_rows,
+            "train_oversampled": train_rows * copies,
+            "per_species": {
+                SPECIES[s]: {"train": train, "test": test} for s, (train, test) in sizes.items()
+            },
+        },
+        "warnings": warnings,
+    }
+    write_json(handover.local / lab.features.name, spec)
+    handover.commit()
+    return PrepareReport(
+        train_rows + test_rows, train_rows, test_rows, train_rows * copies, islands, warnings
+    )
 
 
 def prepare(
@@ -152,50 +204,16 @@ def prepare(
     test_fraction: float = 0.3,
     seed: int = 0,
 ) -> PrepareReport:
-    """Read ``lab.raw``; write and commit ``prepared/`` (train, test, features.json)."""
+    """The whole stage, as notebook 02 runs it step by step: ``lab.raw`` to ``prepared/``."""
     lab.require("raw")
     parameters = {"oversample": oversample_copies, "test_fraction": test_fraction, "seed": seed}
-    with handover(lab.features.parent, "02_prepare", parameters) as out:
-        data = clean(read_raw(spark, lab.raw)).cache()
-        sizes = split_sizes(data, test_fraction)
-        islands = island_vocabulary(data)
-        train, test = stratified_split(encode(data, islands), test_fraction, seed)
-        # Spark writes its Parquet folders straight into the lab folder: on Databricks it
-        # writes volumes through cloud storage, not the FUSE mount.
-        write_ordered(oversample(train, oversample_copies), lab.train, ["_copy", "_key"])
-        write_ordered(test, lab.test, ["_key"])
-        data.unpersist()
-        train_rows = sum(n for n, _ in sizes.values())
-        test_rows = sum(n for _, n in sizes.values())
-        warnings = [
-            f"species {s} has no complete rows" for i, s in enumerate(SPECIES) if i not in sizes
-        ]
-        write_json(
-            out / lab.features.name,
-            {
-                "features": FEATURES,
-                "label": LABEL,
-                "species": SPECIES,
-                "islands": islands,
-                "scaling": SCALING,
-                **parameters,
-                "rows": {
-                    "complete": train_rows + test_rows,
-                    "train": train_rows,
-                    "test": test_rows,
-                    "train_oversampled": train_rows * oversample_copies,
-                    "per_species": {
-                        SPECIES[s]: {"train": a, "test": b} for s, (a, b) in sorted(sizes.items())
-                    },
-                },
-                "warnings": warnings,
-            },
-        )
-    return PrepareReport(
-        train_rows + test_rows,
-        train_rows,
-        test_rows,
-        train_rows * oversample_copies,
-        islands,
-        warnings,
+    handover = Handover(lab.folder("prepared"), "02_prepare", parameters)
+    data = clean(read_raw(spark, lab.raw)).cache()
+    islands = island_vocabulary(data)
+    sizes = split_sizes(data, test_fraction)
+    train, test = stratified_split(encode(data, islands), test_fraction, seed)
+    report = save_prepared(
+        handover, lab, oversample(train, oversample_copies), test, islands, sizes
     )
+    data.unpersist()
+    return report

@@ -29,7 +29,7 @@ from .train import load_split, make_optimizer, train_epoch
 
 
 def load_shard(lab: Lab, rank: int, size: int, batch_size: int):
-    """This rank's batches, the training-row indices it owns, and the training set's size."""
+    """This rank's batches and the training-row indices it owns (no two ranks share one)."""
     spec = read_json(lab.features)
     x, y = load_split(lab.train, spec["features"], spec["label"])
     # No shuffling, as in the lab; drop_last so that no row is repeated to pad a shard.
@@ -38,17 +38,7 @@ def load_shard(lab: Lab, rank: int, size: int, batch_size: int):
     )
     indices = torch.tensor(list(iter(sampler)), dtype=torch.int64)
     batches = list(zip(x[indices].split(batch_size), y[indices].split(batch_size), strict=True))
-    return batches, indices, len(y)
-
-
-def shard_report(all_indices: list[torch.Tensor], rows: int) -> dict:
-    """Each rank's shard size and how many rows two ranks both trained on (0 when disjoint)."""
-    joined = torch.cat(all_indices)
-    return {
-        "shard_sizes": [len(i) for i in all_indices],
-        "shared_rows": len(joined) - len(torch.unique(joined)),
-        "train_rows": rows,
-    }
+    return batches, indices
 
 
 def weights_bytes(model: nn.Module) -> bytes:
@@ -67,7 +57,7 @@ def train_rank_horovod(job: dict) -> dict:
     torch.set_num_threads(1)
     lab = Lab(job["lab_dir"])
     model = load_model(lab.model_config, lab.initial_weights)
-    batches, indices, rows = load_shard(lab, rank, size, job["batch_size"])  # Horovod: shard
+    batches, indices = load_shard(lab, rank, size, job["batch_size"])  # Horovod: shard
     optimizer = make_optimizer(model.parameters(), job["lr"] * size)  # Horovod: lr × size
     hvd.broadcast_parameters(model.state_dict(), root_rank=0)  # Horovod: same start
     hvd.broadcast_optimizer_state(optimizer, root_rank=0)  # Horovod: same start
@@ -79,14 +69,12 @@ def train_rank_horovod(job: dict) -> dict:
     for _epoch in range(job["epochs"]):
         train_loss = train_epoch(model, batches, optimizer, loss_fn)
     train_s = time.perf_counter() - start
-    sizes = hvd.allgather(torch.tensor([len(indices)])).tolist()
-    all_indices = list(hvd.allgather(indices).split(sizes))
     return {
         "weights": weights_bytes(model),  # Horovod: the same on every rank; the driver saves
         "train_loss": hvd.allreduce(torch.tensor(train_loss), op=hvd.Average).item(),
         "train_s": hvd.allreduce(torch.tensor(train_s), op=hvd.Max).item(),
         "world_size": size,
-        **shard_report(all_indices, rows),
+        "shard_rows": len(indices),
     }
 
 
@@ -119,7 +107,7 @@ def ddp_training(job: dict, rank: int, size: int, device, DDP, dist) -> dict:  #
     torch.set_num_threads(1)
     lab = Lab(job["lab_dir"])
     model = load_model(lab.model_config, lab.initial_weights).to(device)
-    batches, indices, rows = load_shard(lab, rank, size, job["batch_size"])  # DDP: shard
+    batches, indices = load_shard(lab, rank, size, job["batch_size"])  # DDP: shard
     batches = [(x.to(device), y.to(device)) for x, y in batches]
     ddp_model = DDP(model)  # DDP: broadcasts rank 0's parameters, then averages gradients
     optimizer = make_optimizer(ddp_model.parameters(), job["lr"] * size)  # DDP: lr × size
@@ -129,8 +117,6 @@ def ddp_training(job: dict, rank: int, size: int, device, DDP, dist) -> dict:  #
         train_loss = train_epoch(ddp_model, batches, optimizer, loss_fn)
     train_s = time.perf_counter() - start
     del ddp_model, optimizer  # see train_rank_torch: the reducer goes before the group
-    all_indices: list = [None] * size
-    dist.all_gather_object(all_indices, indices)
     mean_loss = torch.tensor(train_loss / size, device=device)
     dist.all_reduce(mean_loss)  # sum of loss / size over ranks: the mean
     slowest = torch.tensor(train_s, device=device)
@@ -140,5 +126,5 @@ def ddp_training(job: dict, rank: int, size: int, device, DDP, dist) -> dict:  #
         "train_loss": mean_loss.item(),
         "train_s": slowest.item(),
         "world_size": size,
-        **shard_report(all_indices, rows),
+        "shard_rows": len(indices),
     }

@@ -1,8 +1,8 @@
 """``spark``, ``dbutils`` and ``display`` for the notebooks, wherever they run.
 
 On Databricks the notebook's own globals are used. Elsewhere a local SparkSession and small
-stand-ins: widgets return their default, or the value passed in (by the job runner, or as
-``--name value`` on the command line of ``python notebooks/02_prepare.py``).
+stand-ins: widgets return the value passed in (``penguins run`` passes the job's parameters), or
+their default.
 """
 
 from __future__ import annotations
@@ -65,6 +65,9 @@ class LocalWidgets:
     def text(self, name: str, defaultValue: str = "", label: str | None = None) -> None:  # noqa: N803
         self._defaults[name] = str(defaultValue)
 
+    def dropdown(self, name: str, defaultValue: str, choices, label: str | None = None) -> None:  # noqa: N803
+        self.text(name, defaultValue, label)
+
     def get(self, name: str) -> str:
         if name in self._values:
             return self._values[name]
@@ -115,53 +118,19 @@ def local_display(obj) -> None:
         print(obj)
 
 
-def argv_widget_values(argv: list[str]) -> dict[str, str]:
-    """``--lab_dir x --epochs=5`` → ``{"lab_dir": "x", "epochs": "5"}``."""
-    values, i = {}, 0
-    while i < len(argv):
-        arg = argv[i]
-        if not arg.startswith("--"):
-            raise SystemExit(f"unexpected argument {arg!r}: pass widgets as --name value")
-        if "=" in arg:
-            name, value = arg[2:].split("=", 1)
-        elif i + 1 < len(argv):
-            name, value = arg[2:], argv[i + 1]
-            i += 1
-        else:
-            raise SystemExit(f"widget {arg} needs a value")
-        values[name.replace("-", "_")] = value
-        i += 1
-    return values
-
-
 def notebook_runtime(namespace: dict):
     """Return ``(spark, dbutils, display)`` for the notebook whose ``globals()`` is ``namespace``.
 
-    Databricks (and the local job runner) put all three into the notebook's globals; a notebook run
-    as a plain script gets a local SparkSession and stand-ins reading widgets from ``sys.argv``.
+    Databricks (and ``penguins run``) put all three into the notebook's globals; anywhere else a
+    local SparkSession and stand-ins whose widgets keep their defaults.
     """
     if all(name in namespace for name in ("spark", "dbutils", "display")):
         return namespace["spark"], namespace["dbutils"], namespace["display"]
-    values = {}
-    if namespace.get("__name__") == "__main__":
-        values = argv_widget_values(sys.argv[1:])
-        sys.excepthook = one_line_input_errors
-    return LazySpark(), LocalDbutils(values), local_display
-
-
-def one_line_input_errors(kind, error, tb) -> None:
-    """For notebooks run as scripts: bad input (exit 2) or a failed run (exit 1) is one line."""
-    from .errors import PenguinInputError, PenguinRunError
-
-    if issubclass(kind, (PenguinInputError, PenguinRunError)):
-        print(f"error: {error}", file=sys.stderr, flush=True)
-        sys.stdout.flush()
-        os._exit(2 if issubclass(kind, PenguinInputError) else 1)
-    sys.__excepthook__(kind, error, tb)
+    return LazySpark(), LocalDbutils(), local_display
 
 
 def project_root() -> Path:
-    """The folder holding ``notebooks/``, ``data/`` and ``databricks.yml``."""
+    """The folder holding ``notebooks/``, ``penguins/``, ``data/`` and ``databricks.yml``."""
     return Path(__file__).resolve().parents[2]
 
 

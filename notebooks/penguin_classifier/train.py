@@ -103,6 +103,12 @@ def validate(model: nn.Module, x, y, batch_size: int) -> tuple[float, int]:
     return batch_means.mean().item(), correct
 
 
+def make_batches(split: tuple[torch.Tensor, torch.Tensor], batch_size: int, device) -> list:
+    """``(features, labels)`` batches of ``batch_size`` rows in file order, on ``device``."""
+    x, y = (t.to(device) for t in split)
+    return list(zip(x.split(batch_size), y.split(batch_size), strict=True))
+
+
 def fit(
     model: PenguinNet,
     train: tuple[torch.Tensor, torch.Tensor],
@@ -114,12 +120,11 @@ def fit(
     threads: int | None = 1,
     log=print,
 ) -> list[Epoch]:
-    """Train ``model`` in place; return one :class:`Epoch` per epoch."""
+    """Train ``model`` in place with the lab's loop (as notebook 04 shows it); one Epoch each."""
     dev = resolve_device(device)
     model.to(dev)
-    x_train, y_train = (t.to(dev) for t in train)
+    batches = make_batches(train, batch_size, dev)
     x_test, y_test = (t.to(dev) for t in test)
-    batches = list(zip(x_train.split(batch_size), y_train.split(batch_size), strict=True))
     loss_fn = nn.CrossEntropyLoss()
     optimizer = make_optimizer(model.parameters(), lr)
     history = []
@@ -133,6 +138,16 @@ def fit(
     return history
 
 
+def save_trained(lab: Lab, model: nn.Module, history: list[Epoch], parameters: dict) -> None:
+    """Write and commit ``trained/``: the weights and the history of every epoch."""
+    with handover(lab.weights.parent, "04_train", parameters) as out:
+        save_weights(model.cpu(), out / lab.weights.name)
+        write_json(
+            out / lab.history.name,
+            {**parameters, "history": [e.to_dict() for e in history]},
+        )
+
+
 def train_stage(
     lab: Lab,
     epochs: int = 100,
@@ -141,18 +156,13 @@ def train_stage(
     device: str = "auto",
     log=print,
 ) -> list[Epoch]:
-    """Train from ``model/initial.pt``; write and commit the weights and the history."""
+    """The whole stage, as notebook 04 runs it step by step: initial weights to ``trained/``."""
     lab.require("prepared", "model")
     spec = read_json(lab.features)
     model = load_model(lab.model_config, lab.initial_weights)
     train = load_split(lab.train, spec["features"], spec["label"])
     test = load_split(lab.test, spec["features"], spec["label"])
+    history = fit(model, train, test, epochs, lr, batch_size, device, log=log)
     parameters = {"epochs": epochs, "lr": lr, "batch_size": batch_size, "device": device}
-    with handover(lab.weights.parent, "04_train", parameters) as out:
-        history = fit(model, train, test, epochs, lr, batch_size, device, log=log)
-        save_weights(model.cpu(), out / lab.weights.name)
-        write_json(
-            out / lab.history.name,
-            {**parameters, "history": [e.to_dict() for e in history]},
-        )
+    save_trained(lab, model, history, parameters)
     return history

@@ -10,8 +10,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from penguin_classifier.errors import PenguinInputError
+
 from .bundle import JOB, REFERENCE, resolver, target_config, variable_values
-from .errors import PenguinInputError
 from .runner import notebook_widgets
 
 STAGES = ["ingest", "prepare", "model", "train", "evaluate", "distribute"]

@@ -11,10 +11,10 @@ from graphlib import CycleError, TopologicalSorter
 from pathlib import Path
 
 import yaml
+from penguin_classifier.errors import PenguinInputError
+from penguin_classifier.runtime import project_root
 
-from .errors import PenguinInputError
 from .runner import Task
-from .runtime import project_root
 
 JOB = "penguin_training"
 REFERENCE = re.compile(r"\$\{([A-Za-z_][\w.-]*)\}")

@@ -8,9 +8,11 @@ workspace user, so the local run never resolves it.
 
 from __future__ import annotations
 
+from penguin_classifier.errors import PenguinInputError
+from penguin_classifier.runtime import shipped_data
+
 from .bundle import job_tasks, load_bundle
 from .runner import Task
-from .runtime import shipped_data
 
 
 def local_parameters() -> dict[str, str]:
@@ -33,3 +35,14 @@ def local_tasks(
         {**local_parameters(), **(parameters or {})},
         target,
     )
+
+
+def only_tasks(tasks: list[Task], names: list[str]) -> list[Task]:
+    """The tasks ``--only`` names, in the job's order."""
+    known = [task.key for task in tasks]
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        raise PenguinInputError(
+            f"--only {','.join(unknown)}: not a task of the job (tasks: {', '.join(known)})"
+        )
+    return [task for task in tasks if task.key in names]

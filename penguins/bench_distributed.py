@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import time
 
+from penguin_classifier.distribute import distribute_stage, installed
+from penguin_classifier.evaluate import evaluate_stage
+from penguin_classifier.layout import Lab
+from penguin_classifier.runtime import local_spark
+from penguin_classifier.train import train_stage
+
 from .bench import prepared_lab
-from .distribute import distribute_stage, installed
-from .evaluate import evaluate_stage
-from .layout import Lab
-from .runtime import local_spark
-from .train import train_stage
 
 
 def single_run(lab: Lab, epochs: int) -> dict:

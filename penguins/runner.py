@@ -11,8 +11,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import PenguinInputError, PenguinRunError
-from .runtime import LazySpark, LocalDbutils, local_display
+from penguin_classifier.errors import PenguinInputError, PenguinRunError
+from penguin_classifier.runtime import LazySpark, LocalDbutils, local_display
 
 
 @dataclass
@@ -31,13 +31,14 @@ class TaskResult:
 
 
 def notebook_widgets(path: Path) -> dict[str, str]:
-    """``{name: default}`` of every ``dbutils.widgets.text(name, default, ...)`` in a notebook."""
+    """``{name: default}`` of every widget a notebook declares: ``dbutils.widgets.text(name,
+    default, ...)`` or ``dbutils.widgets.dropdown(name, default, choices, ...)``."""
     widgets = {}
     for node in ast.walk(ast.parse(path.read_text(), str(path))):
         if (
             isinstance(node, ast.Call)
             and isinstance(node.func, ast.Attribute)
-            and node.func.attr == "text"
+            and node.func.attr in ("text", "dropdown")
             and ast.unparse(node.func.value) == "dbutils.widgets"
             and len(node.args) >= 2
         ):

@@ -15,7 +15,9 @@ import sys
 import uuid
 from datetime import timedelta
 
-from .errors import PenguinInputError, PenguinRunError
+from penguin_classifier.errors import PenguinInputError, PenguinRunError
+
+from .arguments import positive_number
 
 # The SDK retries an unreachable workspace for 5 minutes; give up after half a minute, and say so.
 RETRY_SECONDS = 30
@@ -24,7 +26,9 @@ RETRY_SECONDS = 30
 def add_arguments(parser) -> None:
     parser.add_argument("--target", "-t", default="dev", help="bundle target (default: dev)")
     parser.add_argument("--profile", help="Databricks CLI profile (default: the SDK's default)")
-    parser.add_argument("--timeout", type=float, default=60, help="minutes to wait (default: 60)")
+    parser.add_argument(
+        "--timeout", type=positive_number, default=60, help="minutes to wait (default: 60)"
+    )
 
 
 def connect(profile: str | None):
@@ -40,8 +44,6 @@ def main(args) -> int:
         from databricks.sdk import errors
     except ImportError:
         raise PenguinInputError("needs databricks-sdk: pip install databricks-sdk") from None
-    if not args.timeout > 0:
-        raise PenguinInputError(f"--timeout {args.timeout:g}: must be above 0 minutes")
     name, development = job_name(args.target)
     # The SDK logs warnings (an unreachable host, ...) that would break the one-line errors.
     logging.getLogger("databricks.sdk").addHandler(logging.NullHandler())

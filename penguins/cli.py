@@ -2,55 +2,48 @@
 
 from __future__ import annotations
 
-import argparse
 import json
-import math
 import sys
 import time
 
-from .errors import PenguinInputError, PenguinRunError
+from penguin_classifier.errors import PenguinInputError, PenguinRunError
 
-
-def parse_assignments(items: list[str], flag: str) -> dict[str, str]:
-    """``["epochs=5", "seed=1"]`` → ``{"epochs": "5", "seed": "1"}``."""
-    values = {}
-    for item in items:
-        name, sep, value = item.partition("=")
-        if not sep or not name:
-            raise PenguinInputError(f"{flag} {item!r}: expected NAME=VALUE")
-        values[name] = value
-    return values
+from .arguments import OneLineParser, comma_list, name_value, positive_int, positive_number
 
 
 def cmd_run(args) -> int:
-    from .jobs import local_tasks
-    from .layout import Lab, read_json
+    from penguin_classifier.layout import Lab, read_json
+
+    from .jobs import local_tasks, only_tasks
     from .runner import run_tasks
 
-    variables = parse_assignments(args.var, "--var")
-    parameters = {} if args.lab_dir is None else {"lab_dir": args.lab_dir}
+    variables = dict(args.var)
     if args.source is not None:
         variables["source_url"] = args.source
-    overrides = parse_assignments(args.param, "--param")
+    parameters = {} if args.lab_dir is None else {"lab_dir": args.lab_dir}
+    overrides = dict(args.param)
     for name, value in (("epochs", args.epochs), ("seed", args.seed)):
         if value is not None:
             overrides[name] = str(value)
     start = time.perf_counter()
     tasks = local_tasks(variables, args.target, parameters)
+    if args.only:
+        tasks = only_tasks(tasks, args.only)
     print("tasks (databricks.yml): " + " -> ".join(t.key for t in tasks))
     results = run_tasks(tasks, overrides)
     print("\n===== summary =====")
     for result in results:
         print(f"{result.key:<12} {result.seconds:6.1f} s")
     print(f"{'total':<12} {time.perf_counter() - start:6.1f} s (Spark start-up included)")
+    ran = {result.key for result in results}
     lab = Lab(overrides.get("lab_dir") or tasks[0].params["lab_dir"])
-    if lab.distributed_metrics.exists():
+    if "distribute" in ran and lab.distributed_metrics.exists():
         d = read_json(lab.distributed_metrics)
         print(
             f"distributed ({d['backend']}, {d['num_processes']} processes): test accuracy "
             f"{d['accuracy']:.4f}, {d['wall_s']:.1f} s"
         )
-    if lab.evaluation.exists():
+    if "evaluate" in ran and lab.evaluation.exists():
         evaluation = read_json(lab.evaluation)
         new = evaluation["new_penguin"]
         print(f"test accuracy: {evaluation['accuracy']:.4f} on {evaluation['rows']} held-out rows")
@@ -58,26 +51,12 @@ def cmd_run(args) -> int:
     return 0
 
 
-def number_arg(name: str, value: str) -> float:
-    try:
-        number = float(value)
-    except ValueError:
-        raise PenguinInputError(f"--{name}: {value!r} is not a number") from None
-    if not math.isfinite(number) or number <= 0:
-        raise PenguinInputError(f"--{name}: {value} is not a positive number")
-    return number
-
-
 def cmd_predict(args) -> int:
-    from .layout import Lab
-    from .predict import Penguin, predict
+    from penguin_classifier.layout import Lab
+    from penguin_classifier.predict import Penguin, predict
 
     penguin = Penguin(
-        args.island,
-        number_arg("culmen-length", args.culmen_length),
-        number_arg("culmen-depth", args.culmen_depth),
-        number_arg("flipper-length", args.flipper_length),
-        number_arg("body-mass", args.body_mass),
+        args.island, args.culmen_length, args.culmen_depth, args.flipper_length, args.body_mass
     )
     species, probabilities = predict(Lab(args.lab_dir), penguin)
     if args.json:
@@ -90,10 +69,6 @@ def cmd_predict(args) -> int:
 
 
 def cmd_bench(args) -> int:
-    from .bench import bench, format_bench
-
-    if args.epochs < 1:
-        raise PenguinInputError(f"--epochs: {args.epochs} is below 1")
     if args.seeds:
         from .bench import seed_accuracies
 
@@ -114,7 +89,9 @@ def cmd_bench(args) -> int:
         if args.json:
             print(json.dumps(rows))
         return 0
-    result = bench(args.epochs, args.seed)
+    from .bench import bench, format_bench
+
+    result = bench(args.epochs, args.seed, repeat=args.repeat)
     print(json.dumps(result) if args.json else format_bench(result))
     return 0
 
@@ -148,8 +125,8 @@ def cmd_submit(args) -> int:
     return submit.main(args)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+def build_parser() -> OneLineParser:
+    parser = OneLineParser(
         prog="penguins", description="Penguin species classifier: the Databricks deep learning lab."
     )
     sub = parser.add_subparsers(dest="command", required=True)
@@ -158,9 +135,16 @@ def build_parser() -> argparse.ArgumentParser:
         "run", help="run the job of databricks.yml locally: its tasks, order and parameters"
     )
     run.add_argument("--lab-dir", help="lab folder (default: ./lab)")
+    run.add_argument(
+        "--only",
+        type=comma_list,
+        metavar="STAGE[,STAGE]",
+        help="run only these tasks of the job, in its order, e.g. --only prepare,model",
+    )
     run.add_argument("--source", help="source CSV: path or http(s) URL (default: shipped data)")
     run.add_argument(
         "--var",
+        type=name_value,
         action="append",
         default=[],
         metavar="NAME=VALUE",
@@ -171,6 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", type=int, help="seed of the split and initial weights (default: 0)")
     run.add_argument(
         "--param",
+        type=name_value,
         action="append",
         default=[],
         metavar="NAME=VALUE",
@@ -181,21 +166,30 @@ def build_parser() -> argparse.ArgumentParser:
     predict = sub.add_parser("predict", help="species of one penguin from its measurements")
     predict.add_argument("--lab-dir", default="lab", help="lab folder with a trained model")
     predict.add_argument("--island", required=True, help="Biscoe, Dream or Torgersen")
-    predict.add_argument("--culmen-length", required=True, metavar="MM")
-    predict.add_argument("--culmen-depth", required=True, metavar="MM")
-    predict.add_argument("--flipper-length", required=True, metavar="MM")
-    predict.add_argument("--body-mass", required=True, metavar="G")
+    for name, unit in (
+        ("--culmen-length", "MM"),
+        ("--culmen-depth", "MM"),
+        ("--flipper-length", "MM"),
+        ("--body-mass", "G"),
+    ):
+        predict.add_argument(name, type=positive_number, required=True, metavar=unit)
     predict.add_argument("--json", action="store_true", help="print one JSON object")
     predict.set_defaults(func=cmd_predict)
 
     bench = sub.add_parser("bench", help="time the lab's training loop against this project's")
-    bench.add_argument("--epochs", type=int, default=100)
+    bench.add_argument("--epochs", type=positive_int, default=100)
     bench.add_argument("--seed", type=int, default=0)
+    bench.add_argument(
+        "--repeat",
+        type=positive_int,
+        default=3,
+        metavar="N",
+        help="time each loop N times; report the median and the minimum (default: 3)",
+    )
     bench.add_argument("--json", action="store_true", help="print one JSON object")
     bench.add_argument(
         "--seeds",
-        type=int,
-        default=0,
+        type=positive_int,
         metavar="N",
         help="held-out accuracy at the defaults for seeds 0..N-1 instead of timing loops",
     )
