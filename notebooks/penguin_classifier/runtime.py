@@ -112,8 +112,9 @@ def local_display(obj) -> None:
     """Print what Databricks' ``display`` would render."""
     if hasattr(obj, "show") and hasattr(obj, "schema"):  # Spark DataFrame
         obj.show(20, truncate=False)
-    elif hasattr(obj, "savefig"):  # matplotlib figure
-        print(f"[figure: {getattr(obj, 'penguins_path', 'not saved')}]")
+    elif hasattr(obj, "savefig"):  # matplotlib figure: its title stands in for the picture
+        titles = [ax.get_title() for ax in obj.get_axes() if ax.get_title()]
+        print(f"[figure: {', '.join(titles) or 'untitled'}]")
     else:
         print(obj)
 
