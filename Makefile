@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench clean
+.PHONY: run test lint bench clean test-mlflow-2.13
 
 $(STAMP): pyproject.toml constraints.txt scripts/install_horovod.sh
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,6 +21,15 @@ test: lint
 
 lint: $(STAMP)
 	$(BIN)/ruff check notebooks penguins tests && $(BIN)/ruff format --check notebooks penguins tests
+
+# MLflow 2.13.1 as on Databricks Runtime 15.4 LTS ML (Spark 3.5.0, pandas 1.5.3, pyarrow 14.0.1,
+# numpy < 2); mlflow 2.13 still imports pkg_resources (setuptools < 81) and predates SQLAlchemy 2.1.
+VENV_213 ?= .venv-mlflow-2.13
+test-mlflow-2.13:
+	test -x $(VENV_213)/bin/python || $(PYTHON) -m venv $(VENV_213)
+	$(VENV_213)/bin/python -m pip install -q -e ".[dev]" mlflow==2.13.1 pyspark==3.5.0 \
+		pandas==1.5.3 pyarrow==14.0.1 "numpy<2" "setuptools<81" "sqlalchemy<2.1" torch==2.13.0
+	$(VENV_213)/bin/python -m pytest tests/test_mlflow.py tests/test_scoring.py tests/test_evaluate.py
 
 bench: $(STAMP)
 	$(BIN)/penguins bench

@@ -6,13 +6,14 @@ import json
 import subprocess
 import sys
 
+import pandas as pd
 import pytest
 import torch
 from penguin_classifier.errors import PenguinInputError
 from penguin_classifier.evaluate import test_metrics as compute_metrics
 from penguin_classifier.layout import read_json
 from penguin_classifier.model import load_model
-from penguin_classifier.predict import Penguin, encode, predict
+from penguin_classifier.predict import Penguin, encode, encode_frame, predict
 from torch import nn
 
 SPECIES = ["Adelie", "Gentoo", "Chinstrap"]
@@ -87,12 +88,26 @@ def test_encoding_follows_the_saved_spec():
     assert row.tolist() == [[1.0, 50.400001525878906, 15.300000190734863, 20.0, 50.0]]
 
 
+def test_a_frame_encodes_row_by_row_as_single_penguins_do():
+    penguins = [
+        Penguin("Dream", 50.4, 15.3, 200, 5000),
+        Penguin("Torgersen", 39.1, 18.7, 181, 3750),
+    ]
+    frame = pd.concat([p.frame() for p in penguins], ignore_index=True)
+    single = torch.cat([encode(p, SPEC) for p in penguins])
+    assert torch.equal(encode_frame(frame, SPEC), single)
+    # With several rows, a refusal names the row (its index label) and the column.
+    frame.loc[1, "BodyMass"] = 0
+    with pytest.raises(PenguinInputError, match=r"^row 1, BodyMass: 0.0 is not a positive number$"):
+        encode_frame(frame, SPEC)
+
+
 @pytest.mark.parametrize(
     ("penguin", "message"),
     [
         (Penguin("Anvers", 50, 15, 200, 5000), r"island 'Anvers' is not in the saved vocabulary"),
         (Penguin("Dream", float("nan"), 15, 200, 5000), r"CulmenLength: nan is not a positive"),
-        (Penguin("Dream", 50, -15, 200, 5000), r"CulmenDepth: -15 is not a positive"),
+        (Penguin("Dream", 50, -15, 200, 5000), r"CulmenDepth: -15.0 is not a positive"),
         (Penguin("Dream", 50, 15, 200, float("inf")), r"BodyMass: inf is not a positive"),
     ],
 )

@@ -26,6 +26,7 @@ def test_notebooks_are_found():
         "04_train.py",
         "05_evaluate.py",
         "06_distribute.py",
+        "07_score.py",  # batch scoring with the registered model (tests/test_scoring.py)
     ]
     assert [t.key for t in local_tasks()] == [
         "ingest", "prepare", "model", "train", "evaluate", "distribute"

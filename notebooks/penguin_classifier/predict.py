@@ -48,9 +48,9 @@ class Penguin:
         return cls(parts[0], *values)
 
     def frame(self) -> pd.DataFrame:
-        """This penguin as a one-row frame of the raw columns."""
+        """This penguin as a one-row frame of the raw columns, measurements as floats."""
         values = [self.culmen_length, self.culmen_depth, self.flipper_length, self.body_mass]
-        return pd.DataFrame([[self.island, *values]], columns=INPUTS)
+        return pd.DataFrame([[self.island, *map(float, values)]], columns=INPUTS)
 
 
 def check_frame(frame: pd.DataFrame, spec: dict) -> None:

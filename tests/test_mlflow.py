@@ -1,0 +1,218 @@
+"""MLflow: where runs go, what a stage logs, the pyfunc model's round trip, the champion rule.
+
+Every test folder follows a volume's rules, and SQLite needs random writes: the tracking store
+lives in a temporary folder outside them, passed as MLFLOW_TRACKING_URI (as a user would).
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+import pytest
+from mlflow.exceptions import MlflowException
+from penguin_classifier import tracking
+from penguin_classifier.errors import PenguinInputError
+from penguin_classifier.layout import Lab, read_json
+from penguin_classifier.model import load_model
+from penguin_classifier.predict import INPUTS, Penguin, classify, predict
+
+PENGUINS = [
+    Penguin("Biscoe", 46.1, 13.2, 211.0, 4500.0),  # a typical Gentoo
+    Penguin("Torgersen", 39.1, 18.7, 181.0, 3750.0),  # the data set's first row, an Adelie
+    Penguin("Dream", 50.4, 15.3, 200.0, 5000.0),  # the lab's new penguin
+    Penguin("Dream", 49.0, 19.5, 210.0, 3950.0),  # a Chinstrap
+]
+
+
+@pytest.fixture(scope="module")
+def store():
+    """A SQLite tracking store on local disk, outside the volume-ruled test folders."""
+    with tempfile.TemporaryDirectory(prefix="penguins-mlflow-") as folder:
+        database = f"sqlite:///{Path(folder) / 'mlflow.db'}"
+        with pytest.MonkeyPatch.context() as patch:
+            # Both set, so both go when the module ends (MLflow 3 copies its URIs into them).
+            patch.setenv("MLFLOW_TRACKING_URI", database)
+            patch.setenv("MLFLOW_REGISTRY_URI", database)
+            yield Path(folder)
+        mlflow.set_tracking_uri(None)
+        mlflow.set_registry_uri(None)
+
+
+@pytest.fixture(scope="module")
+def logged(store, lab):
+    """04_train's run: parameters, the lab's history, features.json and the pyfunc model."""
+    where = tracking.configure(lab, "penguins-tests")
+    history = read_json(lab.history)
+    parameters = {k: history[k] for k in ("epochs", "lr", "batch_size", "device")}
+    with tracking.start_run("04_train", "job-42") as run:
+        tracking.log_training(lab, parameters, history["history"])
+        info = tracking.log_model(lab)
+    return where, run.info.run_id, info
+
+
+def test_the_local_store_is_next_to_the_lab_folder_not_inside(tmp_path, monkeypatch):
+    # SQLite inside a Unity Catalog volume would need random writes and in-place updates.
+    for name in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "DATABRICKS_RUNTIME_VERSION"):
+        monkeypatch.delenv(name, raising=False)
+    lab = Lab(tmp_path / "work" / "lab")
+    database = f"sqlite:///{tmp_path / 'work' / 'mlruns' / 'mlflow.db'}"
+    assert tracking.locations(lab) == (database, database)
+
+
+def test_mlflow_tracking_uri_wins_and_databricks_uses_unity_catalog(tmp_path, monkeypatch):
+    monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
+    monkeypatch.delenv("DATABRICKS_RUNTIME_VERSION", raising=False)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5000")
+    assert tracking.locations(Lab(tmp_path)) == ("http://127.0.0.1:5000",) * 2
+    monkeypatch.delenv("MLFLOW_TRACKING_URI")
+    monkeypatch.setenv("DATABRICKS_RUNTIME_VERSION", "15.4")
+    assert tracking.locations(Lab(tmp_path)) == ("databricks", "databricks-uc")
+    with pytest.raises(PenguinInputError, match="on Databricks an experiment is a workspace path"):
+        tracking.configure(Lab(tmp_path), "penguin_classifier")
+
+
+def test_a_run_has_parameters_per_epoch_metrics_the_job_tag_and_the_spec(logged, lab):
+    where, run_id, _ = logged
+    run = mlflow.get_run(run_id)
+    # The stage's own parameters, then 02_prepare's and 03_model's at the job's defaults.
+    assert run.data.params == {
+        **{"epochs": "100", "lr": "0.001", "batch_size": "20", "device": "auto"},
+        **{"oversample": "4", "test_fraction": "0.3", "split_seed": "0"},
+        **{"hidden": "10", "init_seed": "0"},
+    }
+    assert run.data.tags["job_run_id"] == "job-42"
+    history = read_json(lab.history)["history"]
+    curve = mlflow.MlflowClient().get_metric_history(run_id, "val_loss")
+    # One value per epoch, at step = epoch, as in history.json.
+    assert [(m.step, m.value) for m in sorted(curve, key=lambda m: m.step)] == [
+        (h["epoch"], pytest.approx(h["val_loss"])) for h in history
+    ]
+    assert run.data.metrics["val_accuracy"] == pytest.approx(history[-1]["val_accuracy"])
+    found = mlflow.search_runs(
+        experiment_names=[where.experiment], filter_string="tags.job_run_id = 'job-42'"
+    )
+    assert found["run_id"].tolist() == [run_id]
+    names = [a.path for a in mlflow.MlflowClient().list_artifacts(run_id)]
+    assert "features.json" in names
+
+
+def test_the_pyfunc_model_predicts_raw_rows_as_classify_does(logged, lab):
+    model = mlflow.pyfunc.load_model(logged[2].model_uri)
+    frame = pd.concat([p.frame() for p in PENGUINS], ignore_index=True)
+    predictions = model.predict(frame)
+    net, spec = load_model(lab.model_config, lab.weights), read_json(lab.features)
+    for penguin, (_, row) in zip(PENGUINS, predictions.iterrows(), strict=True):
+        species, probabilities = classify(net, penguin, spec)
+        assert row["species"] == species
+        # Same figures; float32 sums over a batch of 4 may differ in the last bits from 1 row.
+        got = {s: row[f"probability_{s}"] for s in spec["species"]}
+        assert got == pytest.approx(probabilities, rel=1e-5, abs=1e-9)
+    assert predictions["species"].tolist() == ["Gentoo", "Adelie", "Gentoo", "Chinstrap"]
+
+
+def test_the_model_carries_its_signature_example_and_files(logged):
+    info = logged[2]
+    assert info.signature.inputs.input_names() == INPUTS
+    assert info.signature.outputs.input_names() == [
+        "species",
+        "probability_Adelie",
+        "probability_Gentoo",
+        "probability_Chinstrap",
+    ]
+    local = Path(mlflow.artifacts.download_artifacts(info.model_uri))
+    names = {p.name for p in (local / "artifacts").iterdir()}
+    assert names == {"features.json", "config.json", "penguin_classifier.pt"}
+    assert (local / "code" / "penguin_classifier" / "predict.py").is_file()
+    assert mlflow.models.Model.load(str(local)).load_input_example(str(local)).shape == (2, 5)
+
+
+@pytest.mark.parametrize(
+    ("row", "message"),
+    [
+        ({"Island": "Anvers"}, r"^row 1, island 'Anvers' is not in the saved vocabulary \["),
+        ({"CulmenLength": float("nan")}, r"^row 1, CulmenLength: nan is not a positive number$"),
+        ({"BodyMass": -3750.0}, r"^row 1, BodyMass: -3750.0 is not a positive number$"),
+        ({"FlipperLength": float("inf")}, r"^row 1, FlipperLength: inf is not a positive number"),
+    ],
+)
+def test_the_model_refuses_what_it_cannot_take_naming_row_and_column(logged, row, message):
+    model = mlflow.pyfunc.load_model(logged[2].model_uri)
+    frame = pd.concat([PENGUINS[0].frame(), PENGUINS[1].frame()], ignore_index=True)
+    for column, value in row.items():
+        frame.loc[1, column] = value
+    with pytest.raises(PenguinInputError, match=message):
+        model.predict(frame)
+
+
+def test_evaluation_is_logged_into_the_training_run(logged, lab):
+    _, run_id, _ = logged
+    with tracking.start_run("05_evaluate", run_id=run_id):
+        tracking.log_evaluation(lab)
+    run = mlflow.get_run(run_id)
+    evaluation = read_json(lab.evaluation)
+    assert run.data.metrics["test_accuracy"] == pytest.approx(evaluation["accuracy"])
+    recall = evaluation["per_species"]["Chinstrap"]["recall"]
+    assert run.data.metrics["test_recall_Chinstrap"] == pytest.approx(recall)
+    names = {a.path for a in mlflow.MlflowClient().list_artifacts(run_id, "evaluation")}
+    assert names == {
+        "evaluation/evaluation.json",
+        "evaluation/loss.png",
+        "evaluation/confusion_matrix.png",
+    }
+
+
+def test_champion_only_at_or_above_the_minimum_accuracy(logged):
+    model_uri = logged[2].model_uri
+    name = "penguin_classifier_alias_test"
+    client = mlflow.MlflowClient()
+    low = tracking.register(model_uri, 0.96, name)
+    # Version 1 at 0.96 < 0.97: registered, no alias anywhere.
+    assert (low.version, low.champion) == ("1", False)
+    assert "NOT champion: held-out accuracy 0.9600 is below 0.97; no version" in low.summary()
+    with pytest.raises(MlflowException):
+        client.get_model_version_by_alias(name, "champion")
+    good = tracking.register(model_uri, 0.97, name)  # exactly the minimum is enough
+    assert (good.version, good.champion) == ("2", True)
+    worse = tracking.register(model_uri, 0.5, name)
+    assert "champion stays on version 2" in worse.summary()
+    # MLflow's version numbers are strings or ints depending on version and store.
+    assert str(client.get_model_version_by_alias(name, "champion").version) == "2"
+    model = mlflow.pyfunc.load_model(f"models:/{name}@champion")
+    assert model.predict(PENGUINS[0].frame())["species"].tolist() == ["Gentoo"]
+
+
+def test_a_logged_model_answers_as_the_lab_folder_does(logged, lab):
+    # What penguins predict --model-uri prints, against penguins predict --lab-dir.
+    expected_species, expected = predict(lab, PENGUINS[3])
+    species, probabilities = tracking.classify_with(logged[2].model_uri, PENGUINS[3])
+    assert species == expected_species
+    assert probabilities == pytest.approx(expected)
+    with pytest.raises(PenguinInputError, match="^model models:/nobody@champion: "):
+        tracking.classify_with("models:/nobody@champion", PENGUINS[3])
+
+
+def test_unity_catalog_needs_a_three_part_name(logged):
+    mlflow.set_registry_uri("databricks-uc")
+    try:
+        with pytest.raises(PenguinInputError, match=r"needs <catalog>\.<schema>\.penguin_classif"):
+            tracking.register(logged[2].model_uri, 0.99, "penguin_classifier")
+    finally:
+        mlflow.set_registry_uri(logged[0].registry_uri)
+
+
+def test_the_record_says_where_the_run_and_model_are(logged):
+    where, run_id, info = logged
+    record = where.record(run_id, info.model_uri)
+    assert record == {
+        "tracking_uri": where.tracking_uri,
+        "registry_uri": where.registry_uri,
+        "experiment": "penguins-tests",
+        "run_id": run_id,
+        "model_uri": info.model_uri,
+    }
+    assert mlflow.get_run(record["run_id"]).info.experiment_id == (
+        mlflow.get_experiment_by_name(record["experiment"]).experiment_id
+    )
