@@ -68,19 +68,10 @@ print(rank_source(launch))
 # COMMAND ----------
 
 # DBTITLE 1,Launch the processes
-from penguin_classifier.distribute import launch_training
-from penguin_classifier.layout import Handover
+from penguin_classifier.distribute import begin_handover, launch_training
 
-lab.require("prepared", "model", "evaluation")
-parameters = {
-    "backend": launch.backend,
-    "num_processes": num_processes,
-    "epochs": epochs,
-    "lr_per_process": lr,
-    "batch_size": batch_size,
-    "local_mode": local_mode,
-}
-handover = Handover(lab.folder("distributed"), "06_distribute", parameters)
+# Uncommits distributed/: a failed or timed-out run leaves no model a later step would use.
+handover = begin_handover(lab, launch, num_processes, epochs, lr, batch_size, local_mode)
 result = launch_training(
     spark, lab, launch, rank_fn, num_processes, epochs, lr, batch_size, local_mode, timeout_s
 )

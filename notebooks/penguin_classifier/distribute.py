@@ -315,6 +315,28 @@ def launch_training(
     return {**result, "wall_s": time.perf_counter() - start}
 
 
+def begin_handover(
+    lab: Lab,
+    launch: Launch,
+    num_processes: int,
+    epochs: int,
+    lr: float,
+    batch_size: int,
+    local_mode: bool,
+) -> Handover:
+    """Check the inputs, then start the hand-over of ``distributed/`` (uncommitting it)."""
+    lab.require("prepared", "model", "evaluation")
+    parameters = {
+        "backend": launch.backend,
+        "num_processes": num_processes,
+        "epochs": epochs,
+        "lr_per_process": lr,
+        "batch_size": batch_size,
+        "local_mode": local_mode,
+    }
+    return Handover(lab.folder("distributed"), "06_distribute", parameters)
+
+
 def save_distributed(handover: Handover, lab: Lab, launch: Launch, result: dict) -> dict:
     """Write the weights and ``distributed.json`` beside the single-process figures; commit."""
     weights = handover.local / lab.distributed_weights.name
@@ -365,17 +387,8 @@ def distribute_stage(
     log=print,
 ) -> dict:
     """The whole stage, as notebook 06 runs it step by step."""
-    lab.require("prepared", "model", "evaluation")
     launch = launch_here(backend)
-    parameters = {
-        "backend": launch.backend,
-        "num_processes": num_processes,
-        "epochs": epochs,
-        "lr_per_process": lr,
-        "batch_size": batch_size,
-        "local_mode": local_mode,
-    }
-    handover = Handover(lab.folder("distributed"), "06_distribute", parameters)
+    handover = begin_handover(lab, launch, num_processes, epochs, lr, batch_size, local_mode)
     log(f"{launch.launcher}: {num_processes} processes, backend {launch.backend}")
     result = launch_training(
         spark, lab, launch, rank_fn or rank_function(launch), num_processes, epochs, lr,
