@@ -149,7 +149,7 @@ class Handover:
                 target.mkdir(exist_ok=True)
             else:
                 shutil.copyfile(path, target)
-        self._local.cleanup()
+        self.close()
         manifest = {
             "stage": self.stage,
             "parameters": self.parameters,
@@ -158,6 +158,10 @@ class Handover:
         }
         (self.folder / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
         return manifest
+
+    def close(self) -> None:
+        """Remove the local folder (``commit`` does); the lab folder stays as it is."""
+        self._local.cleanup()
 
 
 @contextmanager
@@ -168,7 +172,7 @@ def handover(folder: str | os.PathLike, stage: str, parameters: dict | None = No
         yield stage_handover.local
         stage_handover.commit()
     finally:
-        stage_handover._local.cleanup()
+        stage_handover.close()
 
 
 def write_json(path: str | os.PathLike, data) -> None:
