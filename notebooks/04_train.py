@@ -4,8 +4,10 @@
 # MAGIC
 # MAGIC CrossEntropyLoss, Adam, batches of 20 rows without shuffling, printing each epoch's training
 # MAGIC loss and validation loss and accuracy as the lab does. Batches are slices of in-memory tensors
-# MAGIC (no DataLoader workers) on the model's device. Saves `<lab_dir>/trained/penguin_classifier.pt`
-# MAGIC and `history.json`, committed with `_manifest.json`, written last.
+# MAGIC (no DataLoader workers) on the model's device. Logs an MLflow run (parameters, per-epoch
+# MAGIC metrics, the model as a pyfunc on raw measurements) and saves `<lab_dir>/trained/`:
+# MAGIC `penguin_classifier.pt`, `history.json` and `mlflow.json` (where the run and model are),
+# MAGIC committed with `_manifest.json`, written last; then `metrics/mlflow.json`.
 # MAGIC Task 4 of the `penguin_training` job; needs `03_model`; next: `05_evaluate`.
 # MAGIC
 # MAGIC | parameter | required | default | meaning |
@@ -15,6 +17,8 @@
 # MAGIC | `lr` | no | `0.001` | Adam learning rate |
 # MAGIC | `batch_size` | no | `20` | rows per batch |
 # MAGIC | `device` | no | `auto` | `auto` (GPU when there is one), `cpu` or `cuda` |
+# MAGIC | `experiment` | no | `""` | MLflow experiment; empty: the notebook's own on Databricks, `penguin_classifier` locally |
+# MAGIC | `job_run_id` | no | `""` | the job run (`{{job.run_id}}`), tagged on the run; empty: a local id |
 
 # COMMAND ----------
 
@@ -27,6 +31,8 @@ dbutils.widgets.text("epochs", "100", "Epochs")
 dbutils.widgets.text("lr", "0.001", "Learning rate")
 dbutils.widgets.text("batch_size", "20", "Batch size")
 dbutils.widgets.dropdown("device", "auto", ["auto", "cpu", "cuda"], "Device")
+dbutils.widgets.text("experiment", "", "MLflow experiment (empty: the default)")
+dbutils.widgets.text("job_run_id", "", "Job run id (tag)")
 
 # COMMAND ----------
 
@@ -38,6 +44,8 @@ epochs = params.integer(dbutils, "epochs", minimum=1)
 lr = params.number(dbutils, "lr", low=0.0)
 batch_size = params.integer(dbutils, "batch_size", minimum=1)
 device = params.choice(dbutils, "device", ["auto", "cpu", "cuda"])
+experiment = params.text(dbutils, "experiment")
+job_run_id = params.text(dbutils, "job_run_id")
 
 # COMMAND ----------
 
@@ -72,11 +80,34 @@ with torch_threads(1 if dev.type == "cpu" else None):  # tiny matrices: one thre
 
 # COMMAND ----------
 
-# DBTITLE 1,Save the weights and the history
-from penguin_classifier.train import save_trained
+# DBTITLE 1,Save the weights and the history (on local disk until the commit)
+from penguin_classifier.layout import Handover
+from penguin_classifier.train import write_trained
 
-save_trained(
-    lab, model, history, {"epochs": epochs, "lr": lr, "batch_size": batch_size, "device": device}
-)
+parameters = {"epochs": epochs, "lr": lr, "batch_size": batch_size, "device": device}
+handover = Handover(lab.folder("trained"), "04_train", parameters)
+write_trained(handover, lab, model, history)
+
+# COMMAND ----------
+
+# DBTITLE 1,Track the run in MLflow: parameters, metrics by epoch, the model
+from penguin_classifier import tracking
+from penguin_classifier.layout import write_json
+
+where = tracking.configure(lab, experiment)
+with tracking.start_run("04_train", job_run_id) as run:
+    tracking.log_training(lab, parameters, history)  # and the earlier stages' choices
+    # A pyfunc on raw measurements: the features spec and the weights travel inside it.
+    info = tracking.log_model(lab, weights=handover.local / lab.weights.name)
+record = where.record(run, train_run_id=run.info.run_id, model_uri=info.model_uri)
+write_json(handover.local / tracking.MLFLOW_JSON, record)
+print(f"MLflow run {run.info.run_id} in experiment {record['experiment']} ({where.tracking_uri})")
+print(f"model: {info.model_uri}")
+
+# COMMAND ----------
+
+# DBTITLE 1,Commit the hand-over
+handover.commit()
+tracking.save_record(lab, "trained")
 print(f"weights committed: {lab.weights}")
 dbutils.jobs.taskValues.set("val_accuracy", history[-1].val_accuracy)

@@ -5,13 +5,18 @@
 # MAGIC Plots training and validation loss by epoch, prints each layer's weights and biases, computes
 # MAGIC held-out loss, accuracy, per-species precision, recall and F1 and the confusion matrix (with
 # MAGIC scikit-learn), then reloads the saved weights into a fresh model and predicts the lab's new
-# MAGIC penguin. Commits `loss.png`, `confusion_matrix.png` and `evaluation.json` in
-# MAGIC `<lab_dir>/evaluation/`. Task 5 of the `penguin_training` job; needs `04_train`.
+# MAGIC penguin. Logs the held-out metrics and the figures into 04's MLflow run and registers its
+# MAGIC model: the alias `champion` goes to the new version only if its held-out accuracy is at
+# MAGIC least `min_accuracy`. Commits `loss.png`, `confusion_matrix.png`, `evaluation.json` and
+# MAGIC `mlflow.json` (the version) in `<lab_dir>/evaluation/`, then `metrics/mlflow.json`.
+# MAGIC Task 5 of the `penguin_training` job; needs `04_train`.
 # MAGIC
 # MAGIC | parameter | required | default | meaning |
 # MAGIC | --- | --- | --- | --- |
 # MAGIC | `lab_dir` | yes on Databricks | `lab` | lab folder |
 # MAGIC | `new_penguin` | no | `Dream,50.4,15.3,200,5000` | island, bill length mm, bill depth mm, flipper mm, mass g |
+# MAGIC | `model_name` | yes on Databricks | `penguin_classifier` | registered model; in Unity Catalog `<catalog>.<schema>.penguin_classifier` |
+# MAGIC | `min_accuracy` | no | `0.97` | held-out accuracy the new version needs to become `champion` |
 
 # COMMAND ----------
 
@@ -21,6 +26,8 @@ from penguin_classifier.runtime import notebook_runtime
 spark, dbutils, display = notebook_runtime(globals())
 dbutils.widgets.text("lab_dir", "lab", "Lab folder")
 dbutils.widgets.text("new_penguin", "Dream,50.4,15.3,200,5000", "New penguin")
+dbutils.widgets.text("model_name", "penguin_classifier", "Registered model")
+dbutils.widgets.text("min_accuracy", "0.97", "Accuracy for champion")
 
 # COMMAND ----------
 
@@ -31,6 +38,8 @@ from penguin_classifier.predict import Penguin
 lab = params.lab_dir(dbutils)
 new_penguin = params.text(dbutils, "new_penguin")
 penguin = Penguin.parse(new_penguin)  # fail fast on a malformed penguin
+model_name = params.text(dbutils, "model_name")
+min_accuracy = params.number(dbutils, "min_accuracy", low=0.0)
 
 # COMMAND ----------
 
@@ -89,9 +98,32 @@ display(pd.DataFrame({"species": list(probabilities), "probability": list(probab
 
 # COMMAND ----------
 
-# DBTITLE 1,Commit the hand-over
-from penguin_classifier.evaluate import save_evaluation
+# DBTITLE 1,Write the evaluation (on local disk until the commit)
+from penguin_classifier.evaluate import write_evaluation
 
 new = {"input": new_penguin, "species": species, "probabilities": probabilities}
-evaluation = save_evaluation(handover, lab, metrics, new)
+evaluation = write_evaluation(handover, lab, metrics, new)
+
+# COMMAND ----------
+
+# DBTITLE 1,Log into the training run and register the model
+from penguin_classifier import tracking
+from penguin_classifier.layout import write_json
+
+trained = read_json(lab.folder("trained") / tracking.MLFLOW_JSON)  # 04's run and model
+tracking.reopen(trained)
+with tracking.start_run("05_evaluate", run_id=trained["train_run_id"]):
+    tracking.log_evaluation(lab, handover.local)
+registration = tracking.register(
+    trained["model_uri"], metrics["accuracy"], model_name, min_accuracy
+)
+print(registration.summary())
+write_json(handover.local / tracking.MLFLOW_JSON, registration.record())
+
+# COMMAND ----------
+
+# DBTITLE 1,Commit the hand-over
+handover.commit()
+tracking.save_record(lab, "evaluation")
 dbutils.jobs.taskValues.set("test_accuracy", metrics["accuracy"])
+dbutils.jobs.taskValues.set("model_version", registration.version)

@@ -7,6 +7,8 @@
 # MAGIC the same initial state on every rank and averaged gradients. The ranks end with the same model
 # MAGIC and hand it back; the driver saves `<lab_dir>/distributed/penguin_classifier.pt`, evaluates it
 # MAGIC on the test set beside the single-process model and writes `distributed.json` beside it.
+# MAGIC It logs an MLflow run of its own (parameters, held-out metrics, the model) and commits
+# MAGIC `mlflow.json` there too, then `metrics/mlflow.json`.
 # MAGIC Last task of the `penguin_training` job; needs `05_evaluate`.
 # MAGIC
 # MAGIC Backends: `horovod` uses `sparkdl.HorovodRunner(np=-N)` on Databricks Runtime ML (up to 15.4 LTS,
@@ -23,6 +25,8 @@
 # MAGIC | `batch_size` | no | `20` | rows per batch on each rank |
 # MAGIC | `local_mode` | no | `true` | `true`: processes on the driver; `false`: on the worker nodes (TorchDistributor barrier tasks, HorovodRunner `np=N`) |
 # MAGIC | `timeout_minutes` | no | `10` | the whole distributed run is stopped after this long |
+# MAGIC | `experiment` | no | `""` | MLflow experiment; empty: the notebook's own on Databricks, `penguin_classifier` locally |
+# MAGIC | `job_run_id` | no | `""` | the job run (`{{job.run_id}}`), tagged on the run; empty: a local id |
 
 # COMMAND ----------
 
@@ -38,6 +42,8 @@ dbutils.widgets.text("lr", "0.001", "Learning rate of one process")
 dbutils.widgets.text("batch_size", "20", "Batch size")
 dbutils.widgets.dropdown("local_mode", "true", ["true", "false"], "Processes on the driver")
 dbutils.widgets.text("timeout_minutes", "10", "Timeout (minutes)")
+dbutils.widgets.text("experiment", "", "MLflow experiment (empty: the default)")
+dbutils.widgets.text("job_run_id", "", "Job run id (tag)")
 
 # COMMAND ----------
 
@@ -53,6 +59,8 @@ lr = params.number(dbutils, "lr", low=0.0)
 batch_size = params.integer(dbutils, "batch_size", minimum=1)
 local_mode = params.choice(dbutils, "local_mode", ["true", "false"]) == "true"
 timeout_s = 60 * params.number(dbutils, "timeout_minutes", low=0.0)
+experiment = params.text(dbutils, "experiment")
+job_run_id = params.text(dbutils, "job_run_id")
 
 # COMMAND ----------
 
@@ -83,8 +91,31 @@ print(
 # COMMAND ----------
 
 # DBTITLE 1,Compare with the single-process model
-from penguin_classifier.distribute import comparison_table, save_distributed
+from penguin_classifier.distribute import comparison_table, write_distributed
 
-summary = save_distributed(handover, lab, launch, result)
+summary = write_distributed(handover, lab, launch, result)
 display(comparison_table(summary))
+
+# COMMAND ----------
+
+# DBTITLE 1,Track the run in MLflow
+import mlflow
+from penguin_classifier import tracking
+from penguin_classifier.layout import write_json
+
+where = tracking.configure(lab, experiment)
+with tracking.start_run("06_distribute", job_run_id) as run:
+    tracking.log_training(lab, handover.parameters, [])
+    mlflow.log_metric("train_loss", summary["train_loss"], step=epochs)  # the ranks' mean
+    mlflow.log_metrics(tracking.held_out_figures(summary))
+    info = tracking.log_model(lab, weights=handover.local / lab.distributed_weights.name)
+ids = {"distribute_run_id": run.info.run_id, "distributed_model_uri": info.model_uri}
+write_json(handover.local / tracking.MLFLOW_JSON, ids)
+print(f"MLflow run {run.info.run_id}; model {info.model_uri}")
+
+# COMMAND ----------
+
+# DBTITLE 1,Commit the hand-over
+handover.commit()
+tracking.save_record(lab, "distributed")
 dbutils.jobs.taskValues.set("distributed_accuracy", summary["accuracy"])

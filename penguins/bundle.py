@@ -97,7 +97,32 @@ def target_config(config: dict, target: str) -> dict:
         for field, key in KEYED_LISTS:
             if job.get(field):
                 job[field] = merge_by_key(job[field], key)
+    if merged["bundle"].get("mode") == "development":
+        prefix_dev_names(merged.get("resources") or {})
     return merged
+
+
+def prefix_dev_names(resources: dict) -> None:
+    """Development mode's names (ApplyTargetMode, ApplyPresets: databricks/cli
+    bundle/config/mutator/resourcemutator/): ``[dev <short_name>] `` before a job's or cluster's
+    name and an experiment's last path part, ``dev_<short_name>_`` before a registered model's
+    (a short name is already lower case letters, digits and ``_``). Volumes keep their names; a
+    target's own ``presets.name_prefix`` is not modelled (this bundle sets none).
+    """
+    user = "${workspace.current_user.short_name}"
+    for kind, field, prefix in (
+        ("jobs", "name", f"[dev {user}] "),
+        ("clusters", "cluster_name", f"[dev {user}] "),
+        ("experiments", "name", f"[dev {user}] "),
+        ("registered_models", "name", f"dev_{user}_"),
+    ):
+        for spec in (resources.get(kind) or {}).values():
+            if spec and field in spec:
+                name = str(spec[field])
+                folder, slash, last = (
+                    name.rpartition("/") if kind == "experiments" else ("", "", name)
+                )
+                spec[field] = f"{folder}{slash}{prefix}{last}"
 
 
 def variable_values(config: dict, overrides: dict[str, str]) -> dict[str, str]:
@@ -163,6 +188,16 @@ def ordered_tasks(tasks: list[dict]) -> list[dict]:
     return [by_key[key] for key in order]
 
 
+def job_spec(config: dict, job: str) -> dict:
+    """The job ``job`` of ``config``; PenguinInputError listing the jobs if there is none."""
+    jobs = (config.get("resources") or {}).get("jobs") or {}
+    if job not in jobs:
+        raise PenguinInputError(
+            f"job {job!r}: not a job of databricks.yml (jobs: {', '.join(jobs) or 'none'})"
+        )
+    return jobs[job]
+
+
 def job_tasks(
     config: dict | None = None,
     variables: dict[str, str] | None = None,
@@ -181,7 +216,7 @@ def job_tasks(
     config = target_config(config if config is not None else load_bundle(), target)
     root = root or project_root()
     resolve = resolver(config, variable_values(config, variables or {}), known)
-    spec = config["resources"]["jobs"][job]
+    spec = job_spec(config, job)
     where = f"databricks.yml resources.jobs.{job}"
     defaults = {p["name"]: p.get("default", "") for p in spec.get("parameters") or []}
     parameters = parameters or {}

@@ -1,6 +1,7 @@
 """Checks of ``databricks.yml`` beyond its JSON schema: what ``databricks bundle validate``
-adds, and what this project's job needs (six chained stages, widgets that match, one volume per
-target and user). Every target is checked as the CLI sees it, its overrides merged in.
+adds, and what this project's jobs need (the training job's six chained stages, widgets that
+match, a lab folder that is a bundle volume, one volume, experiment and model per target and
+user). Every target is checked as the CLI sees it, its overrides merged in.
 
 Each check returns a list of problems, one line each; an empty list means it passed.
 """
@@ -16,6 +17,8 @@ from .bundle import JOB, REFERENCE, resolver, target_config, variable_values
 from .runner import notebook_widgets
 
 STAGES = ["ingest", "prepare", "model", "train", "evaluate", "distribute"]
+# Jobs whose tasks must be exactly this chain, each depending on the one before.
+CHAINS = {JOB: STAGES}
 NOTEBOOK_HEADER = "# Databricks notebook source"
 # Two workspace users, to resolve ``${workspace.current_user.*}`` and see what differs per user.
 EXAMPLE_USERS = [
@@ -128,24 +131,36 @@ def task_cluster(job: dict, task: dict) -> dict:
     return {}
 
 
-def task_problems(config: dict, root: Path, resolve, job: str = JOB) -> list[str]:
-    """Notebooks exist and are notebooks; the chain is the six stages; parameters are widgets;
+def parameters(spec: dict) -> dict[str, str]:
+    """``{name: default}`` of a job's parameters."""
+    return {p.get("name"): p.get("default", "") for p in spec.get("parameters") or []}
+
+
+def task_problems(config: dict, root: Path, resolve) -> list[str]:
+    """Every job's tasks (``job_problems``); the training job must be there."""
+    jobs = config.get("resources", {}).get("jobs") or {}
+    problems = [] if JOB in jobs else [f"resources.jobs.{JOB}: missing"]
+    for job, spec in jobs.items():
+        problems += job_problems(job, spec, root, resolve)
+    return problems
+
+
+def job_problems(job: str, spec: dict, root: Path, resolve) -> list[str]:
+    """Notebooks exist and are notebooks; a job of CHAINS is its chain; parameters are widgets;
     a stage with ``local_mode`` on a cluster with workers runs on them."""
-    spec = (config.get("resources", {}).get("jobs") or {}).get(job)
-    if spec is None:
-        return [f"resources.jobs.{job}: missing"]
     tasks = spec.get("tasks") or []
     keys = [t.get("task_key") for t in tasks]
-    job_params = {p.get("name"): p.get("default", "") for p in spec.get("parameters") or []}
+    chain = CHAINS.get(job)
+    job_params = parameters(spec)
     problems, all_widgets = [], set()
-    if keys != STAGES:
-        problems.append(f"{job}: tasks must be {' -> '.join(STAGES)}, found {' -> '.join(keys)}")
+    if chain and keys != chain:
+        problems.append(f"{job}: tasks must be {' -> '.join(chain)}, found {' -> '.join(keys)}")
     for i, task in enumerate(tasks):
         where = f"{job}.tasks.{task.get('task_key')}"
         deps = [d.get("task_key") for d in task.get("depends_on") or []]
         problems += [f"{where}: depends_on unknown task {d!r}" for d in deps if d not in keys]
-        if i > 0 and keys == STAGES and deps != [STAGES[i - 1]]:
-            problems.append(f"{where}: must depend on {STAGES[i - 1]!r} only, not {deps}")
+        if chain and i > 0 and keys == chain and deps != [chain[i - 1]]:
+            problems.append(f"{where}: must depend on {chain[i - 1]!r} only, not {deps}")
         notebook = task.get("notebook_task") or {}
         path = root / str(notebook.get("notebook_path", ""))
         if not notebook or not path.is_file():
@@ -200,28 +215,53 @@ def volume_paths(config: dict, resolve) -> dict[str, str]:
     }
 
 
-def deployment_problems(config: dict, resolvers: list, job: str = JOB) -> list[str]:
-    """The lab folder is a volume of the bundle; each user of a development target has their
-    own; production deploys one copy, outside /Shared, with run_as and permissions set."""
+def deployed_names(config: dict, resolve) -> dict[tuple[str, str], str]:
+    """``{(where, what): name}`` of what a deployment owns by name: volumes (their path),
+    experiments and registered models (catalog.schema.name)."""
+    resources = config.get("resources", {})
+    names = {
+        (f"resources.volumes.{key}", "volume"): path
+        for key, path in volume_paths(config, resolve).items()
+    }
+    for key, spec in (resources.get("experiments") or {}).items():
+        where = f"resources.experiments.{key}"
+        names[(where, "experiment")] = resolve(str(spec.get("name")), where)
+    for key, m in (resources.get("registered_models") or {}).items():
+        where = f"resources.registered_models.{key}"
+        full = f"{m.get('catalog_name')}.{m.get('schema_name')}.{m.get('name')}"
+        names[(where, "registered model")] = resolve(full, where)
+    return names
+
+
+def deployment_problems(config: dict, resolvers: list) -> list[str]:
+    """Every job's lab folder is a volume of the bundle; each user of a development target has
+    their own volumes, experiments and models; production deploys one copy, outside /Shared,
+    with run_as and permissions set."""
     first, second = resolvers
+    jobs = config.get("resources", {}).get("jobs") or {}
     try:
-        paths, others = volume_paths(config, first), volume_paths(config, second)
-        spec = config["resources"]["jobs"][job]
-        params = {p.get("name"): p.get("default", "") for p in spec.get("parameters") or []}
-        lab_dir = first(params.get("lab_dir", ""), f"{job}.parameters.lab_dir")
+        paths = volume_paths(config, first)
+        names, others = deployed_names(config, first), deployed_names(config, second)
+        lab_dirs = {
+            job: first(params["lab_dir"], f"{job}.parameters.lab_dir")
+            for job, spec in jobs.items()
+            if "lab_dir" in (params := parameters(spec))
+        }
         root_path = first(config.get("workspace", {}).get("root_path", ""), "workspace.root_path")
-    except (PenguinInputError, KeyError) as err:
+    except PenguinInputError as err:
         return [str(err)]
-    problems = []
-    if lab_dir not in paths.values():
-        problems.append(f"{job}.parameters: lab_dir {lab_dir} is not the path of a bundle volume")
+    problems = [
+        f"{job}.parameters: lab_dir {lab_dir} is not the path of a bundle volume"
+        for job, lab_dir in lab_dirs.items()
+        if lab_dir not in paths.values()
+    ]
     mode = config.get("bundle", {}).get("mode")
     if mode == "development":
         problems += [
-            f"resources.volumes.{key}: every user gets {path}; put "
+            f"{where}: every user gets {name}; put "
             "${workspace.current_user.short_name} in its name"
-            for key, path in paths.items()
-            if others.get(key) == path
+            for (where, what), name in names.items()
+            if others.get((where, what)) == name
         ]
     if mode == "production":
         if not root_path:
@@ -243,7 +283,7 @@ def check_bundle(config: dict, root: Path) -> list[str]:
     if not targets:
         problems.append("targets: none defined")
     found: dict[str, list[str]] = {}
-    owners: dict[str, list[str]] = {}
+    owners: dict[str, list[str]] = {}  # "the volume /Volumes/...": targets that deploy it
     for target in targets:
         try:
             merged = target_config(config, target)
@@ -259,14 +299,14 @@ def check_bundle(config: dict, root: Path) -> list[str]:
         ):
             found.setdefault(problem, []).append(target)
         try:
-            for path in volume_paths(merged, resolvers[0]).values():
-                owners.setdefault(path, []).append(target)
+            for (_, what), name in deployed_names(merged, resolvers[0]).items():
+                owners.setdefault(f"the {what} {name}", []).append(target)
         except PenguinInputError:
             pass  # reported by deployment_problems
     problems += [f"[{', '.join(where)}] {problem}" for problem, where in found.items()]
     problems += [
-        f"targets {', '.join(where)} share the volume {path}"
-        for path, where in owners.items()
+        f"targets {', '.join(where)} share {owned}"
+        for owned, where in owners.items()
         if len(where) > 1
     ]
     return problems

@@ -26,10 +26,10 @@ def cmd_run(args) -> int:
         if value is not None:
             overrides[name] = str(value)
     start = time.perf_counter()
-    tasks = local_tasks(variables, args.target, parameters)
+    tasks = local_tasks(variables, args.target, parameters, job=args.job)
     if args.only:
         tasks = only_tasks(tasks, args.only)
-    print("tasks (databricks.yml): " + " -> ".join(t.key for t in tasks))
+    print(f"{args.job} tasks (databricks.yml): " + " -> ".join(t.key for t in tasks))
     results = run_tasks(tasks, overrides)
     print("\n===== summary =====")
     for result in results:
@@ -48,7 +48,22 @@ def cmd_run(args) -> int:
         new = evaluation["new_penguin"]
         print(f"test accuracy: {evaluation['accuracy']:.4f} on {evaluation['rows']} held-out rows")
         print(f"new penguin {new['input']}: {new['species']}")
+    if ran & {"train", "evaluate", "distribute"} and lab.mlflow_record.exists():
+        print_tracking(read_json(lab.mlflow_record))
     return 0
+
+
+def print_tracking(record: dict) -> None:
+    """Where ``metrics/mlflow.json`` says the runs and the registered model are."""
+    print(f"MLflow runs: experiment {record['experiment']} in {record['tracking_uri']}")
+    for stage, key in (("04_train", "train_run_id"), ("06_distribute", "distribute_run_id")):
+        if record[key]:
+            print(f"  {stage:<13} run {record[key]}")
+    if record["version"]:
+        alias = f" (@{record['alias']})" if record["alias"] else " (no alias: below min_accuracy)"
+        print(f"registered model: {record['registered_model']} version {record['version']}{alias}")
+    if record["tracking_uri"].startswith("sqlite:"):
+        print(f"browse them: mlflow ui --backend-store-uri {record['tracking_uri']}")
 
 
 def cmd_predict(args) -> int:
@@ -58,7 +73,13 @@ def cmd_predict(args) -> int:
     penguin = Penguin(
         args.island, args.culmen_length, args.culmen_depth, args.flipper_length, args.body_mass
     )
-    species, probabilities = predict(Lab(args.lab_dir), penguin)
+    if args.model_uri:
+        from penguin_classifier import tracking
+
+        tracking.configure(Lab(args.lab_dir), experiment=None)  # the local store beside it
+        species, probabilities = tracking.classify_with(args.model_uri, penguin)
+    else:
+        species, probabilities = predict(Lab(args.lab_dir), penguin)
     if args.json:
         print(json.dumps({"species": species, "probabilities": probabilities}))
     else:
@@ -89,11 +110,36 @@ def cmd_bench(args) -> int:
         if args.json:
             print(json.dumps(rows))
         return 0
+    if args.scoring:
+        from penguin_classifier import tracking
+        from penguin_classifier.layout import Lab
+        from penguin_classifier.runtime import local_spark
+        from penguin_classifier.scoring import bench_scoring
+
+        tracking.configure(Lab(args.lab_dir), experiment=None)
+        spark = local_spark("penguins-bench-scoring")
+        result = bench_scoring(spark, args.rows, args.model_uri, args.repeat)
+        print(json.dumps(result) if args.json else format_scoring(result, args.model_uri))
+        return 0
     from .bench import bench, format_bench
 
     result = bench(args.epochs, args.seed, repeat=args.repeat)
     print(json.dumps(result) if args.json else format_bench(result))
     return 0
+
+
+def format_scoring(result: dict, model_uri: str) -> str:
+    rows, repeat = result["rows"], result["repeat"]
+    return "\n".join(
+        [
+            f"scoring {rows:,} rows with {model_uri}, median of {repeat}:",
+            f"  Spark, mlflow.pyfunc.spark_udf over {result['partitions']} partitions: "
+            f"{result['spark_rows_per_s']:>10,} rows/s ({result['spark_s']:.2f} s; "
+            f"warm-up {result['spark_warmup_s']:.2f} s apart)",
+            f"  pandas, one predict call on the driver:      "
+            f"{result['pandas_rows_per_s']:>10,} rows/s ({result['pandas_s']:.2f} s)",
+        ]
+    )
 
 
 def cmd_validate(args) -> int:
@@ -134,6 +180,11 @@ def build_parser() -> OneLineParser:
     run = sub.add_parser(
         "run", help="run the job of databricks.yml locally: its tasks, order and parameters"
     )
+    run.add_argument(
+        "--job",
+        default="penguin_training",
+        help="job of databricks.yml: penguin_training (default) or penguin_scoring",
+    )
     run.add_argument("--lab-dir", help="lab folder (default: ./lab)")
     run.add_argument(
         "--only",
@@ -173,6 +224,12 @@ def build_parser() -> OneLineParser:
         ("--body-mass", "G"),
     ):
         predict.add_argument(name, type=positive_number, required=True, metavar=unit)
+    predict.add_argument(
+        "--model-uri",
+        metavar="URI",
+        help="a logged or registered MLflow model instead of the lab folder's weights, e.g. "
+        "models:/penguin_classifier@champion (the local store is the one beside --lab-dir)",
+    )
     predict.add_argument("--json", action="store_true", help="print one JSON object")
     predict.set_defaults(func=cmd_predict)
 
@@ -198,6 +255,15 @@ def build_parser() -> OneLineParser:
         action="store_true",
         help="1 process against 2 per backend, on the lab's data and on a x200 training set",
     )
+    bench.add_argument(
+        "--scoring",
+        action="store_true",
+        help="rows per second scoring with Spark against one pandas call (needs a registered "
+        "model: run penguins run first)",
+    )
+    bench.add_argument("--rows", type=positive_int, default=1_000_000, help="rows to score")
+    bench.add_argument("--model-uri", default="models:/penguin_classifier@champion")
+    bench.add_argument("--lab-dir", default="lab", help="lab folder whose MLflow store to use")
     bench.set_defaults(func=cmd_bench)
 
     validate = sub.add_parser(

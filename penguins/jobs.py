@@ -1,22 +1,39 @@
-"""The job's tasks for a local run: the task graph of ``databricks.yml``, with local values.
+"""A job's tasks for a local run: the task graph of ``databricks.yml``, with local values.
 
-On a workspace the job reads and writes a Unity Catalog volume and downloads the lab's CSV;
-locally the same tasks run with two values changed: the job parameter ``lab_dir`` (``lab``) and
-the variable ``source_url`` (the shipped ``data/penguins.csv``). The volume's name needs the
-workspace user, so the local run never resolves it.
+On a workspace the jobs read and write a Unity Catalog volume, track runs in the bundle's MLflow
+experiment, use its registered model and download the lab's CSV; locally the same tasks run with
+the job parameters that need a workspace given local values (``LOCAL_PARAMETERS``) and the
+variable ``source_url`` set to the shipped ``data/penguins.csv``. Those defaults need the
+workspace user, so the local run never resolves them.
 """
 
 from __future__ import annotations
 
+import time
+import uuid
+
 from penguin_classifier.errors import PenguinInputError
 from penguin_classifier.runtime import shipped_data
 
-from .bundle import job_tasks, load_bundle
+from .bundle import JOB, job_spec, job_tasks, load_bundle, target_config
 from .runner import Task
 
+# Each is set only for a job that declares it (job_tasks refuses other names).
+LOCAL_PARAMETERS = {
+    "lab_dir": "lab",
+    "experiment": "penguin_classifier",
+    "model_name": "penguin_classifier",
+    "model": "models:/penguin_classifier@champion",
+}
 
-def local_parameters() -> dict[str, str]:
-    return {"lab_dir": "lab"}
+
+def local_parameters(spec: dict) -> dict[str, str]:
+    """The local values of the job parameters that the job ``spec`` declares; ``job_run_id``
+    (``{{job.run_id}}`` on Databricks) is a new id for each local run of the job."""
+    run_id = f"local-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{uuid.uuid4().hex[:8]}"
+    values = {**LOCAL_PARAMETERS, "job_run_id": run_id}
+    declared = {p.get("name") for p in spec.get("parameters") or []}
+    return {name: value for name, value in values.items() if name in declared}
 
 
 def local_variables() -> dict[str, str]:
@@ -27,14 +44,26 @@ def local_tasks(
     variables: dict[str, str] | None = None,
     target: str = "dev",
     parameters: dict[str, str] | None = None,
+    job: str = JOB,
 ) -> list[Task]:
-    """The bundle's tasks in dependency order, parameters resolved for a local run."""
-    return job_tasks(
-        load_bundle(),
+    """The job's tasks in dependency order, parameters resolved for a local run."""
+    config = load_bundle()
+    spec = job_spec(target_config(config, target), job)
+    tasks = job_tasks(
+        config,
         {**local_variables(), **(variables or {})},
-        {**local_parameters(), **(parameters or {})},
+        {**local_parameters(spec), **(parameters or {})},
         target,
+        job,
     )
+    for task in tasks:
+        for name, value in task.params.items():
+            if "{{" in value:
+                raise PenguinInputError(
+                    f"{job}.tasks.{task.key}: parameter {name} is {value!r}, a dynamic value "
+                    "reference that only a Databricks job run fills in; give it a value"
+                )
+    return tasks
 
 
 def only_tasks(tasks: list[Task], names: list[str]) -> list[Task]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -38,6 +39,18 @@ def volume(tmp_path_factory) -> Path:
     os.environ[volume_rules.VARIABLE] = str(root)
     volume_rules.install(str(root))
     return root
+
+
+@pytest.fixture(scope="session", autouse=True)
+def mlflow_store():
+    """Every MLflow run of the session in one SQLite store on local disk, outside the
+    volume-ruled test folders (SQLite needs random writes), as a user would set it."""
+    with tempfile.TemporaryDirectory(prefix="penguins-mlflow-") as folder:
+        database = f"sqlite:///{Path(folder) / 'mlflow.db'}"
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setenv("MLFLOW_TRACKING_URI", database)
+            patch.setenv("MLFLOW_REGISTRY_URI", database)
+            yield database
 
 
 @pytest.fixture(scope="session")

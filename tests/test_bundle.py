@@ -48,6 +48,10 @@ def job(c):
     return c["resources"]["jobs"]["penguin_training"]
 
 
+def scoring(c):
+    return c["resources"]["jobs"]["penguin_scoring"]
+
+
 def task(c, key):
     return next(t for t in job(c)["tasks"] if t["task_key"] == key)
 
@@ -142,8 +146,25 @@ def test_targets_merge_as_the_cli_merges_them(config):
     assert [p["level"] for p in prod["permissions"]] == ["CAN_MANAGE", "CAN_VIEW"]
     assert prod["variables"]["volume"]["default"] == "deepml_lab_prod"
     assert dev["variables"]["volume"]["default"].startswith("deepml_lab_${bundle.target}_")
+    # Development mode prefixes names as the CLI's ApplyPresets does; volumes keep theirs.
+    user = "${workspace.current_user.short_name}"
+    assert job(dev)["name"] == f"[dev {user}] penguin-training-${{bundle.target}}"
+    assert dev["resources"]["registered_models"]["penguin_classifier"]["name"] == (
+        f"dev_{user}_penguin_classifier"
+    )
+    experiment = dev["resources"]["experiments"]["penguin_classifier"]["name"]
+    assert experiment.endswith(f"/[dev {user}] ${{bundle.name}}-${{bundle.target}}")
+    assert prod["resources"]["registered_models"]["penguin_classifier"]["name"] == (
+        "penguin_classifier"
+    )
+    assert (
+        dev["resources"]["volumes"]
+        == prod["resources"]["volumes"]
+        == config["resources"]["volumes"]
+    )
     # The loaded file itself is untouched.
     assert len(job(config)["job_clusters"]) == 1
+    assert job(config)["name"] == "penguin-training-${bundle.target}"
 
 
 def test_each_target_and_user_has_its_own_volume_and_lab_dir_is_its_path(config):
@@ -158,6 +179,28 @@ def test_each_target_and_user_has_its_own_volume_and_lab_dir_is_its_path(config)
     # lab_dir follows the volume's own fields: a catalog set once moves both.
     tasks = job_tasks(config, {"catalog": "training"}, {}, "prod", known=ADA)
     assert tasks[0].params["lab_dir"] == "/Volumes/training/default/deepml_lab_prod"
+
+
+def test_jobs_get_the_deployed_experiment_and_model_names(config):
+    def params(target, job="penguin_training", variables=None):
+        return job_tasks(config, variables or {}, {}, target, job, known=ADA)[0].params
+
+    # Development mode: "[dev ada] " before the experiment's last part, dev_ada_ before the
+    # model's name; the Unity Catalog name has three parts, catalog.schema.name.
+    assert params("dev")["experiment"] == "/Users/ada@example.com/[dev ada] penguin_classifier-dev"
+    assert params("dev")["model_name"] == "main.default.dev_ada_penguin_classifier"
+    assert params("scale")["model_name"] == "main.default.dev_ada_penguin_classifier_scale"
+    assert params("dev")["job_run_id"] == "{{job.run_id}}"  # filled in by Databricks
+    assert params("prod")["experiment"] == "/Users/ada@example.com/penguin_classifier-prod"
+    assert params("prod")["model_name"] == "main.default.penguin_classifier"
+    # Scoring uses the champion of the same model; a catalog set once moves both.
+    assert params("dev", "penguin_scoring")["model"] == (
+        "models:/main.default.dev_ada_penguin_classifier@champion"
+    )
+    assert params("prod", "penguin_scoring", {"catalog": "ml"})["model"] == (
+        "models:/ml.default.penguin_classifier@champion"
+    )
+    assert params("prod", "penguin_scoring")["lab_dir"] == params("prod")["lab_dir"]
 
 
 # --- the checks the CLI adds, on every target ------------------------------------------------
@@ -283,6 +326,47 @@ BROKEN = [
         "penguin_training: tasks must be ingest -> prepare -> model -> train -> evaluate -> "
         "distribute, found ingest -> prepare -> model -> train -> evaluate",
     ),
+    (
+        # scale's override still defines part of it, so scale reports its tasks instead.
+        lambda c: c["resources"]["jobs"].pop("penguin_training"),
+        "[dev, prod] resources.jobs.penguin_training: missing",
+    ),
+    # The scoring job is checked as the training job is.
+    (
+        lambda c: scoring(c)["tasks"][0]["notebook_task"].update(
+            notebook_path="./notebooks/07_scoring.py"
+        ),
+        ALL + "penguin_scoring.tasks.score: notebook ./notebooks/07_scoring.py not found",
+    ),
+    (
+        lambda c: scoring(c)["parameters"][0].update(default="/Volumes/main/default/scores"),
+        ALL + "penguin_scoring.parameters: lab_dir /Volumes/main/default/scores is not the path "
+        "of a bundle volume",
+    ),
+    (
+        lambda c: scoring(c)["parameters"].pop(0),
+        ALL + "penguin_scoring.tasks.score: widget 'lab_dir' of 07_score.py has no safe default",
+    ),
+    (
+        lambda c: scoring(c)["parameters"].append({"name": "model_name", "default": "x"}),
+        ALL + "penguin_scoring.parameters: 'model_name' is not a widget of any task's notebook",
+    ),
+    (
+        lambda c: scoring(c)["tasks"][0]["notebook_task"].update(base_parameters={"model": "m"}),
+        "penguin_scoring.tasks.score: base_parameters 'model' is also a job parameter, which wins",
+    ),
+    # Without scale's own name, dev and scale (both development mode) would both deploy
+    # dev_ada_penguin_classifier: the second deployment fails.
+    (
+        lambda c: c["targets"]["scale"]["resources"].pop("registered_models"),
+        "targets dev, scale share the registered model main.default.dev_ada_penguin_classifier",
+    ),
+    (
+        lambda c: c["resources"]["experiments"]["penguin_classifier"].update(
+            name="/Shared/penguin_classifier"
+        ),
+        "targets dev, scale share the experiment /Shared/[dev ada] penguin_classifier",
+    ),
 ]
 
 
@@ -330,15 +414,57 @@ def test_local_run_uses_the_bundles_tasks_order_and_parameters(config):
     local = local_tasks()
     assert [t.key for t in local] == [t.key for t in deployed] == STAGES
     assert [t.notebook.name for t in local] == [f"0{i}_{k}.py" for i, k in enumerate(STAGES, 1)]
-    # Only lab_dir (a job parameter, so in every task) and the source differ from the job's.
+    # Only the job parameters that need a workspace (in every task) and the source differ.
     assert {t.params["lab_dir"] for t in deployed} == {"/Volumes/main/default/deepml_lab_dev_ada"}
     assert deployed[0].params["source"].startswith("https://raw.githubusercontent.com/")
+    workspace_only = {
+        "lab_dir": "lab",
+        "experiment": "penguin_classifier",
+        "model_name": "penguin_classifier",
+        # Databricks fills in {{job.run_id}}; a local run of the job gets its own id.
+        "job_run_id": local[0].params["job_run_id"],
+    }
+    assert workspace_only["job_run_id"].startswith("local-")
+    assert local_tasks()[0].params["job_run_id"] != workspace_only["job_run_id"]
     for d, lo in zip(deployed, local, strict=True):
-        expected = {**d.params, "lab_dir": "lab"}
+        expected = {**d.params, **workspace_only}
         if "source" in expected:
             expected["source"] = str(shipped_data())
         assert lo.params == expected
-    assert local[3].params == {"lab_dir": "lab", "epochs": "100", "lr": "0.001", "batch_size": "20"}
+        assert not any("{{" in value for value in lo.params.values())
+    assert local[3].params == {
+        **workspace_only,
+        "epochs": "100",
+        "lr": "0.001",
+        "batch_size": "20",
+    }
+
+
+def test_local_run_of_the_scoring_job():
+    (score,) = local_tasks(job="penguin_scoring")
+    assert (score.key, score.notebook.name) == ("score", "07_score.py")
+    # Only the scoring job's own parameters: job_tasks refuses names a job does not declare.
+    assert score.params == {
+        "lab_dir": "lab",
+        "model": "models:/penguin_classifier@champion",
+        "input": "",
+        "output": "",
+    }
+
+
+def test_a_job_the_bundle_lacks_or_a_dynamic_value_locally_is_one_line():
+    with pytest.raises(PenguinInputError) as err:
+        local_tasks(job="penguin_serving")
+    assert str(err.value) == (
+        "job 'penguin_serving': not a job of databricks.yml (jobs: penguin_training, "
+        "penguin_scoring)"
+    )
+    with pytest.raises(
+        PenguinInputError,
+        match=r"penguin_training.tasks.ingest: parameter "
+        r"job_run_id is '\{\{job.run_id\}\}', a dynamic value reference",
+    ):
+        local_tasks(parameters={"job_run_id": "{{job.run_id}}"})
 
 
 def test_local_run_of_the_scale_target_runs_the_distribute_stage_off_the_driver():
@@ -366,12 +492,13 @@ def test_variables_and_job_parameters_resolve_with_overrides(config):
 def test_job_parameters_win_over_base_parameters(config):
     broken = copy.deepcopy(config)
     task(broken, "train")["notebook_task"]["base_parameters"]["lab_dir"] = "elsewhere"
-    train = job_tasks(broken, {}, {"lab_dir": "lab"}, "dev")[3]
+    train = job_tasks(broken, {}, {"lab_dir": "lab"}, "dev", known=ADA)[3]
     assert train.params["lab_dir"] == "lab"
 
 
 def test_a_reference_the_local_run_uses_without_a_value_is_one_line(config):
-    # The volume's name needs the workspace user, unknown locally: only lab_dir's default uses it.
+    # The volume's name needs the workspace user, unknown locally (so do the experiment's and the
+    # model's): lab_dir comes first.
     with pytest.raises(PenguinInputError) as err:
         job_tasks(config, {}, {}, "dev")
     assert str(err.value) == (
@@ -381,7 +508,7 @@ def test_a_reference_the_local_run_uses_without_a_value_is_one_line(config):
     broken = copy.deepcopy(config)
     task(broken, "train")["notebook_task"]["base_parameters"]["lr"] = "${var.lr}"
     with pytest.raises(PenguinInputError) as err:
-        job_tasks(broken, {}, {"lab_dir": "lab"}, "dev")
+        job_tasks(broken, {}, {}, "dev", known=ADA)
     assert str(err.value) == (
         "databricks.yml resources.jobs.penguin_training.tasks.train.base_parameters.lr: "
         "${var.lr} has no value"

@@ -142,3 +142,36 @@ def test_bench_reports_median_and_minimum_of_repeated_loops(lab, capsys, monkeyp
         result["lab_loop_s"]["median"] / result["project_loop_s"]["median"], rel=0.05
     )
     assert result["max_loss_difference"] < 1e-4
+
+
+def test_predict_with_a_registered_model_answers_as_the_lab_folder(lab, capsys):
+    # The session's job registered the lab's model as penguin_classifier@champion.
+    args = ["predict", "--island", "Dream", *PREDICT, "--body-mass", "5000", "--json"]
+    assert main([*args, "--lab-dir", str(lab.root)]) == 0
+    from_lab = json.loads(capsys.readouterr().out)
+    assert main([*args, "--model-uri", "models:/penguin_classifier@champion"]) == 0
+    from_registry = json.loads(capsys.readouterr().out)
+    assert from_registry["species"] == from_lab["species"] == "Gentoo"
+    assert from_registry["probabilities"] == pytest.approx(from_lab["probabilities"], rel=1e-5)
+    status, err = penguins(capsys, *args, "--model-uri", "models:/nobody@champion")
+    assert status == 2 and err.startswith("penguins predict: model models:/nobody@champion: ")
+    assert err.count("\n") == 1
+
+
+def test_bench_scoring_prints_rows_per_second_of_spark_and_pandas(lab, capsys):
+    assert main(["bench", "--scoring", "--rows", "500", "--repeat", "1", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert (result["rows"], result["repeat"]) == (500, 1)
+    assert result["spark_rows_per_s"] > 0 and result["pandas_rows_per_s"] > 0
+
+
+def test_run_the_scoring_job_of_the_bundle(tmp_lab, capsys):
+    # The penguin_scoring job, locally: the lab's raw CSV scored with the champion.
+    assert main(["run", "--job", "penguin_scoring", "--lab-dir", str(tmp_lab.root)]) == 0
+    out = capsys.readouterr().out
+    assert "penguin_scoring tasks (databricks.yml): score" in out
+    assert "344 rows: 342 scored" in out
+    tmp_lab.require("raw")
+    assert (tmp_lab.folder("scored") / "predictions.parquet").is_dir()
+    status, err = penguins(capsys, "run", "--job", "penguin_nothing")
+    assert status == 2 and err.count("\n") == 1

@@ -1,12 +1,11 @@
-"""MLflow: where runs go, what a stage logs, the pyfunc model's round trip, the champion rule.
+"""MLflow: where runs go, what the stages log, the pyfunc model's round trip, the champion rule.
 
 Every test folder follows a volume's rules, and SQLite needs random writes: the tracking store
-lives in a temporary folder outside them, passed as MLFLOW_TRACKING_URI (as a user would).
+lives in a temporary folder outside them, passed as MLFLOW_TRACKING_URI (tests/conftest.py).
 """
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 
 import mlflow
@@ -18,7 +17,11 @@ from penguin_classifier.errors import PenguinInputError
 from penguin_classifier.layout import Lab, read_json
 from penguin_classifier.model import load_model
 from penguin_classifier.predict import INPUTS, Penguin, classify, predict
+from penguin_classifier.runtime import project_root
 
+from penguins.runner import run_notebook
+
+NOTEBOOKS = project_root() / "notebooks"
 PENGUINS = [
     Penguin("Biscoe", 46.1, 13.2, 211.0, 4500.0),  # a typical Gentoo
     Penguin("Torgersen", 39.1, 18.7, 181.0, 3750.0),  # the data set's first row, an Adelie
@@ -28,29 +31,12 @@ PENGUINS = [
 
 
 @pytest.fixture(scope="module")
-def store():
-    """A SQLite tracking store on local disk, outside the volume-ruled test folders."""
-    with tempfile.TemporaryDirectory(prefix="penguins-mlflow-") as folder:
-        database = f"sqlite:///{Path(folder) / 'mlflow.db'}"
-        with pytest.MonkeyPatch.context() as patch:
-            # Both set, so both go when the module ends (MLflow 3 copies its URIs into them).
-            patch.setenv("MLFLOW_TRACKING_URI", database)
-            patch.setenv("MLFLOW_REGISTRY_URI", database)
-            yield Path(folder)
-        mlflow.set_tracking_uri(None)
-        mlflow.set_registry_uri(None)
-
-
-@pytest.fixture(scope="module")
-def logged(store, lab):
-    """04_train's run: parameters, the lab's history, features.json and the pyfunc model."""
-    where = tracking.configure(lab, "penguins-tests")
-    history = read_json(lab.history)
-    parameters = {k: history[k] for k in ("epochs", "lr", "batch_size", "device")}
-    with tracking.start_run("04_train", "job-42") as run:
-        tracking.log_training(lab, parameters, history["history"])
-        info = tracking.log_model(lab)
-    return where, run.info.run_id, info
+def record(lab) -> dict:
+    """``metrics/mlflow.json`` of the session's job run: 04, 05 and 06 tracked in MLflow (the
+    session's SQLite store, on local disk outside the volume-ruled test folders)."""
+    record = read_json(lab.mlflow_record)
+    tracking.reopen(record)
+    return record
 
 
 def test_the_local_store_is_next_to_the_lab_folder_not_inside(tmp_path, monkeypatch):
@@ -74,33 +60,47 @@ def test_mlflow_tracking_uri_wins_and_databricks_uses_unity_catalog(tmp_path, mo
         tracking.configure(Lab(tmp_path), "penguin_classifier")
 
 
-def test_a_run_has_parameters_per_epoch_metrics_the_job_tag_and_the_spec(logged, lab):
-    where, run_id, _ = logged
-    run = mlflow.get_run(run_id)
+def test_the_training_run_has_parameters_per_epoch_metrics_and_the_spec(record, lab):
+    run = mlflow.get_run(record["train_run_id"])
     # The stage's own parameters, then 02_prepare's and 03_model's at the job's defaults.
     assert run.data.params == {
         **{"epochs": "100", "lr": "0.001", "batch_size": "20", "device": "auto"},
         **{"oversample": "4", "test_fraction": "0.3", "split_seed": "0"},
         **{"hidden": "10", "init_seed": "0"},
     }
-    assert run.data.tags["job_run_id"] == "job-42"
     history = read_json(lab.history)["history"]
-    curve = mlflow.MlflowClient().get_metric_history(run_id, "val_loss")
+    curve = mlflow.MlflowClient().get_metric_history(run.info.run_id, "val_loss")
     # One value per epoch, at step = epoch, as in history.json.
     assert [(m.step, m.value) for m in sorted(curve, key=lambda m: m.step)] == [
         (h["epoch"], pytest.approx(h["val_loss"])) for h in history
     ]
     assert run.data.metrics["val_accuracy"] == pytest.approx(history[-1]["val_accuracy"])
-    found = mlflow.search_runs(
-        experiment_names=[where.experiment], filter_string="tags.job_run_id = 'job-42'"
-    )
-    assert found["run_id"].tolist() == [run_id]
-    names = [a.path for a in mlflow.MlflowClient().list_artifacts(run_id)]
+    names = [a.path for a in mlflow.MlflowClient().list_artifacts(run.info.run_id)]
     assert "features.json" in names
 
 
-def test_the_pyfunc_model_predicts_raw_rows_as_classify_does(logged, lab):
-    model = mlflow.pyfunc.load_model(logged[2].model_uri)
+def test_the_runs_of_one_job_run_are_found_by_its_tag(record):
+    assert record["job_run_id"].startswith("local-")  # no {{job.run_id}} outside Databricks
+    found = mlflow.search_runs(
+        experiment_names=[record["experiment"]],
+        filter_string=f"tags.job_run_id = '{record['job_run_id']}'",
+    )
+    assert sorted(found["tags.mlflow.runName"]) == ["04_train", "06_distribute"]
+    assert set(found["run_id"]) == {record["train_run_id"], record["distribute_run_id"]}
+
+
+def test_the_distributed_run_has_its_own_parameters_metrics_and_model(record, lab):
+    run = mlflow.get_run(record["distribute_run_id"])
+    summary = read_json(lab.distributed_metrics)
+    assert run.data.params["num_processes"] == "2"
+    assert run.data.params["backend"] == summary["backend"]
+    assert run.data.metrics["test_accuracy"] == pytest.approx(summary["accuracy"])
+    model = mlflow.pyfunc.load_model(record["distributed_model_uri"])
+    assert model.predict(PENGUINS[0].frame())["species"].tolist() == ["Gentoo"]
+
+
+def test_the_pyfunc_model_predicts_raw_rows_as_classify_does(record, lab):
+    model = mlflow.pyfunc.load_model(record["model_uri"])
     frame = pd.concat([p.frame() for p in PENGUINS], ignore_index=True)
     predictions = model.predict(frame)
     net, spec = load_model(lab.model_config, lab.weights), read_json(lab.features)
@@ -113,8 +113,8 @@ def test_the_pyfunc_model_predicts_raw_rows_as_classify_does(logged, lab):
     assert predictions["species"].tolist() == ["Gentoo", "Adelie", "Gentoo", "Chinstrap"]
 
 
-def test_the_model_carries_its_signature_example_and_files(logged):
-    info = logged[2]
+def test_the_model_carries_its_signature_example_and_files(record):
+    info = mlflow.models.get_model_info(record["model_uri"])
     assert info.signature.inputs.input_names() == INPUTS
     assert info.signature.outputs.input_names() == [
         "species",
@@ -122,7 +122,7 @@ def test_the_model_carries_its_signature_example_and_files(logged):
         "probability_Gentoo",
         "probability_Chinstrap",
     ]
-    local = Path(mlflow.artifacts.download_artifacts(info.model_uri))
+    local = Path(mlflow.artifacts.download_artifacts(record["model_uri"]))
     names = {p.name for p in (local / "artifacts").iterdir()}
     assert names == {"features.json", "config.json", "penguin_classifier.pt"}
     assert (local / "code" / "penguin_classifier" / "predict.py").is_file()
@@ -138,8 +138,8 @@ def test_the_model_carries_its_signature_example_and_files(logged):
         ({"FlipperLength": float("inf")}, r"^row 1, FlipperLength: inf is not a positive number"),
     ],
 )
-def test_the_model_refuses_what_it_cannot_take_naming_row_and_column(logged, row, message):
-    model = mlflow.pyfunc.load_model(logged[2].model_uri)
+def test_the_model_refuses_what_it_cannot_take_naming_row_and_column(record, row, message):
+    model = mlflow.pyfunc.load_model(record["model_uri"])
     frame = pd.concat([PENGUINS[0].frame(), PENGUINS[1].frame()], ignore_index=True)
     for column, value in row.items():
         frame.loc[1, column] = value
@@ -147,25 +147,28 @@ def test_the_model_refuses_what_it_cannot_take_naming_row_and_column(logged, row
         model.predict(frame)
 
 
-def test_evaluation_is_logged_into_the_training_run(logged, lab):
-    _, run_id, _ = logged
-    with tracking.start_run("05_evaluate", run_id=run_id):
-        tracking.log_evaluation(lab)
-    run = mlflow.get_run(run_id)
+def test_evaluation_is_logged_into_the_training_run_and_the_model_registered(record, lab):
+    run = mlflow.get_run(record["train_run_id"])
     evaluation = read_json(lab.evaluation)
     assert run.data.metrics["test_accuracy"] == pytest.approx(evaluation["accuracy"])
     recall = evaluation["per_species"]["Chinstrap"]["recall"]
     assert run.data.metrics["test_recall_Chinstrap"] == pytest.approx(recall)
-    names = {a.path for a in mlflow.MlflowClient().list_artifacts(run_id, "evaluation")}
+    names = {a.path for a in mlflow.MlflowClient().list_artifacts(run.info.run_id, "evaluation")}
     assert names == {
         "evaluation/evaluation.json",
         "evaluation/loss.png",
         "evaluation/confusion_matrix.png",
     }
+    # Held-out accuracy 0.98 >= 0.97: the new version is the champion.
+    assert (record["registered_model"], record["alias"]) == ("penguin_classifier", "champion")
+    champion = mlflow.MlflowClient().get_model_version_by_alias("penguin_classifier", "champion")
+    assert str(champion.version) == record["version"]
+    assert set(tracking.RECORD_FIELDS) == set(record)
+    assert None not in record.values()
 
 
-def test_champion_only_at_or_above_the_minimum_accuracy(logged):
-    model_uri = logged[2].model_uri
+def test_champion_only_at_or_above_the_minimum_accuracy(record):
+    model_uri = record["model_uri"]
     name = "penguin_classifier_alias_test"
     client = mlflow.MlflowClient()
     low = tracking.register(model_uri, 0.96, name)
@@ -184,35 +187,43 @@ def test_champion_only_at_or_above_the_minimum_accuracy(logged):
     assert model.predict(PENGUINS[0].frame())["species"].tolist() == ["Gentoo"]
 
 
-def test_a_logged_model_answers_as_the_lab_folder_does(logged, lab):
+def test_a_logged_model_answers_as_the_lab_folder_does(record, lab):
     # What penguins predict --model-uri prints, against penguins predict --lab-dir.
     expected_species, expected = predict(lab, PENGUINS[3])
-    species, probabilities = tracking.classify_with(logged[2].model_uri, PENGUINS[3])
+    species, probabilities = tracking.classify_with(record["model_uri"], PENGUINS[3])
     assert species == expected_species
     assert probabilities == pytest.approx(expected)
     with pytest.raises(PenguinInputError, match="^model models:/nobody@champion: "):
         tracking.classify_with("models:/nobody@champion", PENGUINS[3])
 
 
-def test_unity_catalog_needs_a_three_part_name(logged):
+def test_unity_catalog_needs_a_three_part_name(record):
     mlflow.set_registry_uri("databricks-uc")
     try:
         with pytest.raises(PenguinInputError, match=r"needs <catalog>\.<schema>\.penguin_classif"):
-            tracking.register(logged[2].model_uri, 0.99, "penguin_classifier")
+            tracking.register(record["model_uri"], 0.99, "penguin_classifier")
     finally:
-        mlflow.set_registry_uri(logged[0].registry_uri)
+        mlflow.set_registry_uri(record["registry_uri"])
 
 
-def test_the_record_says_where_the_run_and_model_are(logged):
-    where, run_id, info = logged
-    record = where.record(run_id, info.model_uri)
-    assert record == {
-        "tracking_uri": where.tracking_uri,
-        "registry_uri": where.registry_uri,
-        "experiment": "penguins-tests",
-        "run_id": run_id,
-        "model_uri": info.model_uri,
-    }
-    assert mlflow.get_run(record["run_id"]).info.experiment_id == (
-        mlflow.get_experiment_by_name(record["experiment"]).experiment_id
+def test_below_min_accuracy_the_version_is_registered_but_not_champion(record, tmp_lab, spark):
+    dbutils = run_notebook(
+        NOTEBOOKS / "05_evaluate.py", {"lab_dir": str(tmp_lab.root), "min_accuracy": "1.0"}, spark
     )
+    again = read_json(tmp_lab.mlflow_record)
+    assert int(again["version"]) > int(record["version"]) and again["alias"] is None
+    assert dbutils.jobs.taskValues.values["model_version"] == again["version"]
+    client = mlflow.MlflowClient()
+    assert (
+        str(client.get_model_version_by_alias("penguin_classifier", "champion").version)
+        == (record["version"])
+    )
+
+
+def test_a_new_training_run_drops_the_old_registration_from_the_record(record, tmp_lab, spark):
+    run_notebook(NOTEBOOKS / "04_train.py", {"lab_dir": str(tmp_lab.root), "epochs": "2"}, spark)
+    again = read_json(tmp_lab.mlflow_record)
+    assert again["train_run_id"] != record["train_run_id"]
+    # 05 and 06 have not run for this model: what they recorded is not carried over.
+    assert [again[k] for k in ("version", "alias", "distribute_run_id")] == [None, None, None]
+    assert read_json(tmp_lab.folder("trained") / "mlflow.json")["model_uri"] == again["model_uri"]

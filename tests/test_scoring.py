@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 
 import mlflow
@@ -12,7 +11,7 @@ from penguin_classifier import tracking
 from penguin_classifier.errors import PenguinInputError
 from penguin_classifier.layout import MANIFEST, read_json
 from penguin_classifier.runtime import project_root
-from penguin_classifier.scoring import bench_scoring, score
+from penguin_classifier.scoring import score
 
 from penguins.runner import run_notebook
 
@@ -28,19 +27,10 @@ ROWS = [
 
 @pytest.fixture(scope="module")
 def model_uri(lab):
-    """The lab's model logged into a SQLite store outside the volume-ruled test folders."""
-    with tempfile.TemporaryDirectory(prefix="penguins-scoring-") as folder:
-        with pytest.MonkeyPatch.context() as patch:
-            database = f"sqlite:///{Path(folder) / 'mlflow.db'}"
-            patch.setenv("MLFLOW_TRACKING_URI", database)
-            patch.setenv("MLFLOW_REGISTRY_URI", database)
-            tracking.configure(lab, "penguins-scoring-tests")
-            with tracking.start_run("04_train", "job-scoring"):
-                uri = tracking.log_model(lab).model_uri
-            assert tracking.register(uri, accuracy=1.0).champion  # penguin_classifier@champion
-            yield uri
-        mlflow.set_tracking_uri(None)
-        mlflow.set_registry_uri(None)
+    """The model the session's job logged (04_train) and registered as champion (05_evaluate)."""
+    record = read_json(lab.mlflow_record)
+    tracking.reopen(record)
+    return record["model_uri"]
 
 
 def write_csv(path: Path, rows: list[str], header: str = HEADER) -> str:
@@ -115,12 +105,6 @@ def test_missing_input_column_model_or_file_is_one_line(spark, model_uri, tmp_pa
         score(spark, str(tmp_path / "none.csv"), model_uri, str(tmp_path / "scored"))
     with pytest.raises(PenguinInputError, match="^model models:/no_such_model@champion: "):
         score(spark, source, "models:/no_such_model@champion", str(tmp_path / "scored"))
-
-
-def test_bench_scoring_reports_rows_per_second(spark, model_uri):
-    result = bench_scoring(spark, 200, model_uri)
-    assert result["rows"] == 200
-    assert result["spark_rows_per_s"] > 0 and result["pandas_rows_per_s"] > 0
 
 
 def test_the_notebook_scores_the_lab_data_with_the_champion(spark, model_uri, tmp_lab):

@@ -337,8 +337,8 @@ def begin_handover(
     return Handover(lab.folder("distributed"), "06_distribute", parameters)
 
 
-def save_distributed(handover: Handover, lab: Lab, launch: Launch, result: dict) -> dict:
-    """Write the weights and ``distributed.json`` beside the single-process figures; commit."""
+def write_distributed(handover: Handover, lab: Lab, launch: Launch, result: dict) -> dict:
+    """Write the weights and ``distributed.json`` (with the single-process figures) to commit."""
     weights = handover.local / lab.distributed_weights.name
     weights.write_bytes(result["weights"])
     metrics = evaluate_weights(lab, weights)
@@ -355,7 +355,6 @@ def save_distributed(handover: Handover, lab: Lab, launch: Launch, result: dict)
         "shard_rows": result["shard_rows"],
     }
     write_json(handover.local / lab.distributed_metrics.name, summary)
-    handover.commit()
     return summary
 
 
@@ -386,7 +385,7 @@ def distribute_stage(
     rank_fn=None,
     log=print,
 ) -> dict:
-    """The whole stage, as notebook 06 runs it step by step."""
+    """The whole stage as notebook 06 runs it, without MLflow."""
     launch = launch_here(backend)
     handover = begin_handover(lab, launch, num_processes, epochs, lr, batch_size, local_mode)
     log(f"{launch.launcher}: {num_processes} processes, backend {launch.backend}")
@@ -394,6 +393,7 @@ def distribute_stage(
         spark, lab, launch, rank_fn or rank_function(launch), num_processes, epochs, lr,
         batch_size, local_mode, timeout_s, start_timeout_s,
     )  # fmt: skip
-    summary = save_distributed(handover, lab, launch, result)
+    summary = write_distributed(handover, lab, launch, result)
+    handover.commit()
     log(comparison_table(summary).to_string(index=False))
     return summary

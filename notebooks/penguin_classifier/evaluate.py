@@ -112,8 +112,8 @@ def evaluate_weights(lab: Lab, weights) -> dict:
     return held_out_metrics(lab, load_model(lab.model_config, weights), read_json(lab.features))
 
 
-def save_evaluation(handover: Handover, lab: Lab, metrics: dict, new_penguin: dict) -> dict:
-    """Write ``evaluation.json`` (metrics, warnings, the new penguin) and commit the folder."""
+def write_evaluation(handover: Handover, lab: Lab, metrics: dict, new_penguin: dict) -> dict:
+    """Write ``evaluation.json`` (metrics, warnings, the new penguin) into the hand-over."""
     # A species missing from the data has no held-out rows: 02_prepare warned; say it again.
     evaluation = {
         **metrics,
@@ -121,12 +121,11 @@ def save_evaluation(handover: Handover, lab: Lab, metrics: dict, new_penguin: di
         "new_penguin": new_penguin,
     }
     write_json(handover.local / lab.evaluation.name, evaluation)
-    handover.commit()
     return evaluation
 
 
 def evaluate_stage(lab: Lab, new_penguin: str = LAB_PENGUIN, log=print) -> dict:
-    """The whole stage, as notebook 05 runs it step by step (without displaying figures)."""
+    """The whole stage as notebook 05 runs it, without MLflow and without displaying figures."""
     lab.require("prepared", "model", "trained")
     penguin = Penguin.parse(new_penguin)
     handover = Handover(lab.folder("evaluation"), "05_evaluate", {"new_penguin": new_penguin})
@@ -140,4 +139,6 @@ def evaluate_stage(lab: Lab, new_penguin: str = LAB_PENGUIN, log=print) -> dict:
     species, probabilities = classify(model, penguin, spec)
     log(f"New penguin {new_penguin}: {species}")
     new = {"input": new_penguin, "species": species, "probabilities": probabilities}
-    return save_evaluation(handover, lab, metrics, new)
+    evaluation = write_evaluation(handover, lab, metrics, new)
+    handover.commit()
+    return evaluation

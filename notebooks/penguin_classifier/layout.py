@@ -11,6 +11,8 @@ Each stage owns one folder of the lab folder and commits it with a record writte
                        evaluation.json                         05_evaluate
     lab_dir/distributed/penguin_classifier.pt,
                         distributed.json                       06_distribute
+    lab_dir/trained|evaluation|distributed/mlflow.json         04, 05, 06: MLflow runs, model
+    lab_dir/metrics/mlflow.json                                04, 05, 06: the three joined
     lab_dir/<folder>/_manifest.json                            the record: files, sizes, sha256
 
 On Databricks the lab folder is a Unity Catalog volume, a FUSE mount where ``rename`` and ``link``
@@ -45,6 +47,7 @@ STAGES = {
     "trained": "04_train",
     "evaluation": "05_evaluate",
     "distributed": "06_distribute",
+    "metrics": "04_train",  # rewritten by 04, 05 and 06: tracking.save_record
 }
 
 
@@ -73,6 +76,7 @@ class Lab:
     evaluation = property(lambda self: self.root / "evaluation" / "evaluation.json")
     distributed_weights = property(lambda self: self.root / "distributed" / "penguin_classifier.pt")
     distributed_metrics = property(lambda self: self.root / "distributed" / "distributed.json")
+    mlflow_record = property(lambda self: self.root / "metrics" / "mlflow.json")
 
     def require(self, *folders: str) -> None:
         """Check each folder's files against its record; one line naming the stage if not."""

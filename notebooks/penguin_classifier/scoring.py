@@ -15,6 +15,7 @@ cloud storage).
 
 from __future__ import annotations
 
+import statistics
 import time
 from dataclasses import asdict, dataclass
 from functools import reduce
@@ -217,12 +218,13 @@ def score(spark: SparkSession, source: str, model_uri: str, output: str) -> Scor
         typed.unpersist()
 
 
-def bench_scoring(spark: SparkSession, rows: int, model_uri: str) -> dict:
+def bench_scoring(spark: SparkSession, rows: int, model_uri: str, repeat: int = 3) -> dict:
     """Rows per second: scoring ``rows`` penguins with Spark, and in one pandas call.
 
     The rows repeat the shipped data's complete rows. Spark's side is timed on a cached
     DataFrame written to Spark's ``noop`` sink (the scoring, without reading or writing files),
     after a warm-up that starts the Python workers and loads the model in each (timed apart).
+    Each side runs ``repeat`` times; the medians count.
     """
     model, spec = load_pyfunc(model_uri)
     complete = pd.read_csv(shipped_data()).dropna()[INPUTS]
@@ -230,22 +232,28 @@ def bench_scoring(spark: SparkSession, rows: int, model_uri: str) -> dict:
     frame = complete.iloc[np.arange(rows) % len(complete)].reset_index(drop=True)
     data = spark.createDataFrame(frame).cache()
     data.count()
+    partitions = data.rdd.getNumPartitions()
     result_type = predictions_type(spec["species"])
     udf = mlflow.pyfunc.spark_udf(spark, model_uri, result_type=result_type, env_manager="local")
 
-    def timed(df: DataFrame) -> float:
+    def spark_scoring(df: DataFrame) -> float:
         start = time.perf_counter()
         df.select(udf(*INPUTS)).write.format("noop").mode("overwrite").save()
         return time.perf_counter() - start
 
-    warmup_s = timed(data.limit(1000).repartition(data.rdd.getNumPartitions()))
-    spark_s = timed(data)
+    def pandas_scoring() -> float:
+        start = time.perf_counter()
+        model.predict(frame)
+        return time.perf_counter() - start
+
+    warmup_s = spark_scoring(data.limit(1000).repartition(partitions))
+    spark_s = statistics.median(spark_scoring(data) for _ in range(repeat))
     data.unpersist()
-    start = time.perf_counter()
-    model.predict(frame)
-    pandas_s = time.perf_counter() - start
+    pandas_s = statistics.median(pandas_scoring() for _ in range(repeat))
     return {
         "rows": rows,
+        "repeat": repeat,
+        "partitions": partitions,
         "spark_warmup_s": round(warmup_s, 3),
         "spark_s": round(spark_s, 3),
         "spark_rows_per_s": round(rows / spark_s),

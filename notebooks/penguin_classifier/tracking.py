@@ -14,6 +14,11 @@ Where runs go (:func:`configure`):
 A stage's run (:func:`start_run`) carries the tag ``job_run_id``: the Databricks job run
 (``{{job.run_id}}``, passed by the bundle) or a local id, so all runs of one job run are found
 together: ``mlflow.search_runs(filter_string="tags.job_run_id = '...'")``.
+
+What each tracked stage found is committed with its own files, as ``mlflow.json`` in
+``trained/`` (04: tracking URIs, experiment, run, model), ``evaluation/`` (05: registered
+model, version, alias) and ``distributed/`` (06: its run and model). :func:`save_record` joins
+them into ``metrics/mlflow.json``, the one file to read to find it all again.
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ from mlflow.models import infer_signature
 from packaging.version import Version
 
 from .errors import PenguinInputError
-from .layout import Lab, read_json
+from .layout import STAGES, Lab, handover, read_json, write_json
 from .model import load_model
 from .predict import Penguin, classify_frame, probability_column
 from .runtime import on_databricks
@@ -42,6 +47,7 @@ MODEL_NAME = "penguin_classifier"
 CHAMPION = "champion"
 MIN_ACCURACY = 0.97
 JOB_RUN_TAG = "job_run_id"
+MLFLOW_JSON = "mlflow.json"
 # One id for every stage run in this process (``penguins run`` runs them all in one).
 LOCAL_JOB_RUN_ID = f"local-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{os.getpid()}"
 
@@ -60,15 +66,17 @@ EXAMPLE = pd.concat(
 
 @dataclass(frozen=True)
 class Tracking:
-    """Where runs and models go; ``asdict`` of it is what ``mlflow.json`` starts with."""
+    """Where runs and models go."""
 
     tracking_uri: str
     registry_uri: str
-    experiment: str
+    experiment: str  # "" until a run says which (MLflow's default experiment)
 
-    def record(self, run_id: str, model_uri: str | None = None) -> dict:
-        """The contents of a stage's ``mlflow.json``: where its run and model are."""
-        return {**asdict(self), "run_id": run_id, "model_uri": model_uri}
+    def record(self, run: mlflow.ActiveRun, **fields) -> dict:
+        """04_train's ``mlflow.json``: these locations, the run's experiment and ``fields``."""
+        experiment = mlflow.get_experiment(run.info.experiment_id).name
+        job_run_id = run.data.tags.get(JOB_RUN_TAG)
+        return {**asdict(self), "experiment": experiment, "job_run_id": job_run_id, **fields}
 
 
 def local_store(lab: Lab) -> Path:
@@ -91,9 +99,12 @@ def configure(lab: Lab, experiment: str | None = MODEL_NAME) -> Tracking:
     """Point MLflow at the tracking server, the registry and ``experiment``; return them.
 
     ``experiment``: a workspace path on Databricks (``/Workspace/Users/.../penguin_classifier``,
-    the bundle's experiment), a name elsewhere; ``None`` to only load registered models.
+    the bundle's experiment), a name elsewhere; ``""`` for the default: the notebook's own
+    experiment on Databricks, ``penguin_classifier`` elsewhere; ``None`` to only load models.
     """
     tracking_uri, registry_uri = locations(lab)
+    if experiment == "" and not tracking_uri.startswith("databricks"):
+        experiment = MODEL_NAME
     if experiment and tracking_uri.startswith("databricks") and not experiment.startswith("/"):
         raise PenguinInputError(
             f"experiment {experiment!r}: on Databricks an experiment is a workspace path, "
@@ -159,7 +170,7 @@ def log_training(lab: Lab, parameters: dict, history: list) -> None:
     mlflow.log_artifact(str(lab.features))
 
 
-def held_out_metrics(evaluation: dict) -> dict[str, float]:
+def held_out_figures(evaluation: dict) -> dict[str, float]:
     """``test_accuracy``, ``test_loss`` and ``test_<precision|recall|f1>_<species>``."""
     metrics = {f"test_{key}": float(evaluation[key]) for key in ("accuracy", "loss")}
     for species, figures in evaluation.get("per_species", {}).items():
@@ -169,15 +180,46 @@ def held_out_metrics(evaluation: dict) -> dict[str, float]:
     return metrics
 
 
-def log_evaluation(lab: Lab) -> dict[str, float]:
-    """05_evaluate's held-out metrics and files (plots, ``evaluation.json``) into the active run."""
-    lab.require("evaluation")
-    metrics = held_out_metrics(read_json(lab.evaluation))
+def log_evaluation(lab: Lab, folder: Path) -> dict[str, float]:
+    """05_evaluate's held-out metrics and files (plots, ``evaluation.json``) into the active run.
+
+    ``folder``: where 05 built them (its hand-over's local folder, before the commit).
+    """
+    names = (lab.evaluation.name, lab.loss_plot.name, lab.confusion_plot.name)
+    metrics = held_out_figures(read_json(folder / lab.evaluation.name))
     mlflow.log_metrics(metrics)
-    for path in (lab.evaluation, lab.loss_plot, lab.confusion_plot):
+    for path in (folder / name for name in names):
         if path.exists():
             mlflow.log_artifact(str(path), "evaluation")
     return metrics
+
+
+def reopen(record: dict) -> None:
+    """Point MLflow where an earlier stage's ``mlflow.json`` says its run and model are."""
+    mlflow.set_tracking_uri(record["tracking_uri"])
+    mlflow.set_registry_uri(record["registry_uri"])
+
+
+# The fields of ``metrics/mlflow.json``, in order; those no stage has filled yet are null.
+RECORD_FIELDS = (
+    "tracking_uri", "registry_uri", "experiment", "job_run_id", "train_run_id", "model_uri",
+    "registered_model", "version", "alias", "distribute_run_id", "distributed_model_uri",
+)  # fmt: skip
+# The folders with an ``mlflow.json``, in job order.
+TRACKED = ("trained", "evaluation", "distributed")
+
+
+def save_record(lab: Lab, folder: str) -> dict:
+    """Commit ``metrics/mlflow.json``: the ``mlflow.json`` of ``folder`` and the tracked folders
+    before it, joined. So a rerun of 04_train drops the registration of the model it replaced.
+    """
+    record = dict.fromkeys(RECORD_FIELDS)
+    for name in TRACKED[: TRACKED.index(folder) + 1]:
+        lab.require(name)
+        record.update(read_json(lab.folder(name) / MLFLOW_JSON))
+    with handover(lab.folder("metrics"), STAGES[folder]) as out:
+        write_json(out / MLFLOW_JSON, record)
+    return record
 
 
 def requirements() -> list[str]:
@@ -242,6 +284,11 @@ class Registration:
     min_accuracy: float
     champion: bool  # whether this version got the alias
     previous_champion: str | None  # the version that had it before
+
+    def record(self) -> dict:
+        """05_evaluate's ``mlflow.json``: the version and its alias (null when it has none)."""
+        alias = CHAMPION if self.champion else None
+        return {"registered_model": self.name, "version": self.version, "alias": alias}
 
     def summary(self) -> str:
         figure = f"held-out accuracy {self.accuracy:.4f}"

@@ -15,7 +15,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from .layout import Lab, handover, read_json, write_json
+from .layout import Handover, Lab, read_json, write_json
 from .model import PenguinNet, load_model, save_weights
 
 
@@ -138,14 +138,11 @@ def fit(
     return history
 
 
-def save_trained(lab: Lab, model: nn.Module, history: list[Epoch], parameters: dict) -> None:
-    """Write and commit ``trained/``: the weights and the history of every epoch."""
-    with handover(lab.weights.parent, "04_train", parameters) as out:
-        save_weights(model.cpu(), out / lab.weights.name)
-        write_json(
-            out / lab.history.name,
-            {**parameters, "history": [e.to_dict() for e in history]},
-        )
+def write_trained(out: Handover, lab: Lab, model: nn.Module, history: list[Epoch]) -> None:
+    """Write ``trained/``'s files into its hand-over: the weights and every epoch's figures."""
+    save_weights(model.cpu(), out.local / lab.weights.name)
+    history_json = {**out.parameters, "history": [e.to_dict() for e in history]}
+    write_json(out.local / lab.history.name, history_json)
 
 
 def train_stage(
@@ -156,7 +153,7 @@ def train_stage(
     device: str = "auto",
     log=print,
 ) -> list[Epoch]:
-    """The whole stage, as notebook 04 runs it step by step: initial weights to ``trained/``."""
+    """The whole stage as notebook 04 runs it, without MLflow: initial weights to ``trained/``."""
     lab.require("prepared", "model")
     spec = read_json(lab.features)
     model = load_model(lab.model_config, lab.initial_weights)
@@ -164,5 +161,7 @@ def train_stage(
     test = load_split(lab.test, spec["features"], spec["label"])
     history = fit(model, train, test, epochs, lr, batch_size, device, log=log)
     parameters = {"epochs": epochs, "lr": lr, "batch_size": batch_size, "device": device}
-    save_trained(lab, model, history, parameters)
+    out = Handover(lab.folder("trained"), "04_train", parameters)
+    write_trained(out, lab, model, history)
+    out.commit()
     return history
