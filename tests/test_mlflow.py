@@ -60,6 +60,25 @@ def test_mlflow_tracking_uri_wins_and_databricks_uses_unity_catalog(tmp_path, mo
         tracking.configure(Lab(tmp_path), "penguin_classifier")
 
 
+def test_the_default_experiment_is_the_notebooks_own_on_databricks(tmp_path, monkeypatch):
+    for name in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "DATABRICKS_RUNTIME_VERSION"):
+        monkeypatch.delenv(name, raising=False)
+    local = tracking.configure(Lab(tmp_path / "lab"), "")
+    assert local.experiment == "penguin_classifier"
+    assert mlflow.get_experiment_by_name("penguin_classifier").artifact_location == (
+        (tmp_path / "mlruns" / "artifacts").as_uri()  # beside the store, not ./mlruns
+    )
+    for name in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI"):  # MLflow 3 sets them
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("DATABRICKS_RUNTIME_VERSION", "15.4")
+    try:  # no experiment set: MLflow's default, the notebook's experiment on Databricks
+        where = tracking.configure(Lab(tmp_path), "")
+        assert where == tracking.Tracking("databricks", "databricks-uc", "")
+    finally:
+        mlflow.set_tracking_uri(None)  # back to the session's store (MLFLOW_TRACKING_URI)
+        mlflow.set_registry_uri(None)
+
+
 def test_the_training_run_has_parameters_per_epoch_metrics_and_the_spec(record, lab):
     run = mlflow.get_run(record["train_run_id"])
     # The stage's own parameters, then 02_prepare's and 03_model's at the job's defaults.
