@@ -91,14 +91,14 @@ write_trained(handover, lab, model, history)
 # COMMAND ----------
 
 # DBTITLE 1,Track the run in MLflow: parameters, metrics by epoch, the model
-from penguin_classifier import tracking
+from penguin_classifier import registry, tracking
 from penguin_classifier.layout import write_json
 
 where = tracking.configure(lab, experiment)
 with tracking.start_run("04_train", job_run_id) as run:
     tracking.log_training(lab, parameters, history)  # and the earlier stages' choices
     # A pyfunc on raw measurements: the features spec and the weights travel inside it.
-    info = tracking.log_model(lab, weights=handover.local / lab.weights.name)
+    info = registry.log_model(lab, weights=handover.local / lab.weights.name)
 record = where.record(run, train_run_id=run.info.run_id, model_uri=info.model_uri)
 write_json(handover.local / tracking.MLFLOW_JSON, record)
 print(f"MLflow run {run.info.run_id} in experiment {record['experiment']} ({where.tracking_uri})")

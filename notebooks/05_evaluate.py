@@ -107,14 +107,14 @@ evaluation = write_evaluation(handover, lab, metrics, new)
 # COMMAND ----------
 
 # DBTITLE 1,Log into the training run and register the model
-from penguin_classifier import tracking
+from penguin_classifier import registry, tracking
 from penguin_classifier.layout import write_json
 
 trained = read_json(lab.folder("trained") / tracking.MLFLOW_JSON)  # 04's run and model
 tracking.reopen(trained)
 with tracking.start_run("05_evaluate", run_id=trained["train_run_id"]):
     tracking.log_evaluation(lab, handover.local)
-registration = tracking.register(
+registration = registry.register(
     trained["model_uri"], metrics["accuracy"], model_name, min_accuracy
 )
 print(registration.summary())

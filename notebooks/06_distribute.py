@@ -100,7 +100,7 @@ display(comparison_table(summary))
 
 # DBTITLE 1,Track the run in MLflow
 import mlflow
-from penguin_classifier import tracking
+from penguin_classifier import registry, tracking
 from penguin_classifier.layout import write_json
 
 where = tracking.configure(lab, experiment)
@@ -108,7 +108,7 @@ with tracking.start_run("06_distribute", job_run_id) as run:
     tracking.log_training(lab, handover.parameters, [])
     mlflow.log_metric("train_loss", summary["train_loss"], step=epochs)  # the ranks' mean
     mlflow.log_metrics(tracking.held_out_figures(summary))
-    info = tracking.log_model(lab, weights=handover.local / lab.distributed_weights.name)
+    info = registry.log_model(lab, weights=handover.local / lab.distributed_weights.name)
 ids = {"distribute_run_id": run.info.run_id, "distributed_model_uri": info.model_uri}
 write_json(handover.local / tracking.MLFLOW_JSON, ids)
 print(f"MLflow run {run.info.run_id}; model {info.model_uri}")

@@ -48,11 +48,11 @@ print(f"input: {source}\nmodel: {model_uri}\noutput: {output}")
 # COMMAND ----------
 
 # DBTITLE 1,Load the model from the registry
-from penguin_classifier import scoring, tracking
+from penguin_classifier import registry, scoring, tracking
 
 where = tracking.configure(lab, experiment=None)
 print(f"tracking {where.tracking_uri}, registry {where.registry_uri}")
-model, spec = tracking.load_pyfunc(model_uri)
+model, spec = registry.load_pyfunc(model_uri)
 print(model.metadata.get_input_schema())
 print(f"species {spec['species']}, islands {spec['islands']}")
 

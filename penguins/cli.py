@@ -74,10 +74,10 @@ def cmd_predict(args) -> int:
         args.island, args.culmen_length, args.culmen_depth, args.flipper_length, args.body_mass
     )
     if args.model_uri:
-        from penguin_classifier import tracking
+        from penguin_classifier import registry, tracking
 
         tracking.configure(Lab(args.lab_dir), experiment=None)  # the local store beside it
-        species, probabilities = tracking.classify_with(args.model_uri, penguin)
+        species, probabilities = registry.classify_with(args.model_uri, penguin)
     else:
         species, probabilities = predict(Lab(args.lab_dir), penguin)
     if args.json:

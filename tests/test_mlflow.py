@@ -12,7 +12,7 @@ import mlflow
 import pandas as pd
 import pytest
 from mlflow.exceptions import MlflowException
-from penguin_classifier import tracking
+from penguin_classifier import registry, tracking
 from penguin_classifier.errors import PenguinInputError
 from penguin_classifier.layout import Lab, read_json
 from penguin_classifier.model import load_model
@@ -190,15 +190,15 @@ def test_champion_only_at_or_above_the_minimum_accuracy(record):
     model_uri = record["model_uri"]
     name = "penguin_classifier_alias_test"
     client = mlflow.MlflowClient()
-    low = tracking.register(model_uri, 0.96, name)
+    low = registry.register(model_uri, 0.96, name)
     # Version 1 at 0.96 < 0.97: registered, no alias anywhere.
     assert (low.version, low.champion) == ("1", False)
     assert "NOT champion: held-out accuracy 0.9600 is below 0.97; no version" in low.summary()
     with pytest.raises(MlflowException):
         client.get_model_version_by_alias(name, "champion")
-    good = tracking.register(model_uri, 0.97, name)  # exactly the minimum is enough
+    good = registry.register(model_uri, 0.97, name)  # exactly the minimum is enough
     assert (good.version, good.champion) == ("2", True)
-    worse = tracking.register(model_uri, 0.5, name)
+    worse = registry.register(model_uri, 0.5, name)
     assert "champion stays on version 2" in worse.summary()
     # MLflow's version numbers are strings or ints depending on version and store.
     assert str(client.get_model_version_by_alias(name, "champion").version) == "2"
@@ -209,18 +209,18 @@ def test_champion_only_at_or_above_the_minimum_accuracy(record):
 def test_a_logged_model_answers_as_the_lab_folder_does(record, lab):
     # What penguins predict --model-uri prints, against penguins predict --lab-dir.
     expected_species, expected = predict(lab, PENGUINS[3])
-    species, probabilities = tracking.classify_with(record["model_uri"], PENGUINS[3])
+    species, probabilities = registry.classify_with(record["model_uri"], PENGUINS[3])
     assert species == expected_species
     assert probabilities == pytest.approx(expected)
     with pytest.raises(PenguinInputError, match="^model models:/nobody@champion: "):
-        tracking.classify_with("models:/nobody@champion", PENGUINS[3])
+        registry.classify_with("models:/nobody@champion", PENGUINS[3])
 
 
 def test_unity_catalog_needs_a_three_part_name(record):
     mlflow.set_registry_uri("databricks-uc")
     try:
         with pytest.raises(PenguinInputError, match=r"needs <catalog>\.<schema>\.penguin_classif"):
-            tracking.register(record["model_uri"], 0.99, "penguin_classifier")
+            registry.register(record["model_uri"], 0.99, "penguin_classifier")
     finally:
         mlflow.set_registry_uri(record["registry_uri"])
 

@@ -1,6 +1,6 @@
 """The trained classifier as an MLflow pyfunc model: raw measurements in, species out.
 
-Logged by :func:`tracking.log_model` as MLflow's "models from code": MLflow stores this file
+Logged by :func:`registry.log_model` as MLflow's "models from code": MLflow stores this file
 and runs it when the model is loaded (no pickled object), with this package as the model's code
 and ``features.json`` (island vocabulary, scaling, feature order, species), ``config.json`` and
 the weights as its artifacts. So ``mlflow.pyfunc.load_model(uri).predict(frame)`` works wherever

@@ -32,8 +32,8 @@ from .errors import PenguinInputError
 from .ingest import MISSING
 from .layout import Handover, write_json
 from .predict import INPUTS, MEASUREMENTS, probability_column
+from .registry import load_pyfunc
 from .runtime import shipped_data
-from .tracking import load_pyfunc
 
 LABEL = "Species"
 PREDICTED = "predicted_species"

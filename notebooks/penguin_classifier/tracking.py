@@ -1,4 +1,6 @@
-"""MLflow tracking for the lab: where runs go, what a stage logs, the model and its registration.
+"""MLflow tracking for the lab: where runs go, what a stage logs, where to find it all again.
+
+The model itself (logging it, loading it, registering it) is :mod:`registry`.
 
 Where runs go (:func:`configure`):
 
@@ -29,39 +31,17 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import mlflow
-import numpy as np
-import pandas as pd
-import torch
 from mlflow.entities import Metric
-from mlflow.exceptions import MlflowException
-from mlflow.models import infer_signature
-from packaging.version import Version
 
 from .errors import PenguinInputError
 from .layout import STAGES, Lab, handover, read_json, write_json
-from .model import load_model
-from .predict import Penguin, classify_frame, probability_column
 from .runtime import on_databricks
 
 MODEL_NAME = "penguin_classifier"
-CHAMPION = "champion"
-MIN_ACCURACY = 0.97
 JOB_RUN_TAG = "job_run_id"
 MLFLOW_JSON = "mlflow.json"
 # One id for every stage run in this process (``penguins run`` runs them all in one).
 LOCAL_JOB_RUN_ID = f"local-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{os.getpid()}"
-
-# MLflow 3 names a logged model with ``name``; 2.x with ``artifact_path`` (deprecated in 3).
-MLFLOW_3 = Version(mlflow.__version__).major >= 3
-
-# The lab's new penguin and a typical Adelie: the input example stored with the model.
-EXAMPLE = pd.concat(
-    [
-        Penguin("Dream", 50.4, 15.3, 200.0, 5000.0).frame(),
-        Penguin("Torgersen", 39.1, 18.7, 181.0, 3750.0).frame(),
-    ],
-    ignore_index=True,
-)
 
 
 @dataclass(frozen=True)
@@ -220,111 +200,3 @@ def save_record(lab: Lab, folder: str) -> dict:
     with handover(lab.folder("metrics"), STAGES[folder]) as out:
         write_json(out / MLFLOW_JSON, record)
     return record
-
-
-def requirements() -> list[str]:
-    """What the model imports, at this environment's versions.
-
-    Given, not inferred: MLflow infers them by loading the model in a subprocess (~10 s here).
-    """
-    versions = {"mlflow": mlflow.__version__, "torch": torch.__version__}
-    versions |= {"pandas": pd.__version__, "numpy": np.__version__}
-    return [f"{name}=={Version(v).base_version}" for name, v in versions.items()]
-
-
-def log_model(lab: Lab, weights: str | Path | None = None, name: str = "model"):
-    """Log the classifier as a pyfunc model into the active run; MLflow's ``ModelInfo``.
-
-    ``info.model_uri`` loads it: ``mlflow.pyfunc.load_model(info.model_uri).predict(frame)``.
-    ``weights``: the trained weights, default ``lab.weights`` (06_distribute passes its own).
-    The model is :mod:`pyfunc_model` (MLflow's "models from code"), with this package as its
-    code and ``features.json``, ``config.json`` and the weights as its artifacts.
-    """
-    lab.require("prepared", "model")
-    artifacts = {
-        "features": str(lab.features),
-        "config": str(lab.model_config),
-        "weights": str(weights or lab.weights),
-    }
-    model = load_model(artifacts["config"], artifacts["weights"])
-    output = classify_frame(model, EXAMPLE, read_json(lab.features))
-    package = Path(__file__).parent
-    return mlflow.pyfunc.log_model(
-        **({"name": name} if MLFLOW_3 else {"artifact_path": name}),
-        python_model=str(package / "pyfunc_model.py"),
-        code_paths=[str(package)],
-        artifacts=artifacts,
-        signature=infer_signature(EXAMPLE, output),
-        input_example=EXAMPLE,
-        pip_requirements=requirements(),
-    )
-
-
-def load_pyfunc(model_uri: str):
-    """The pyfunc model and the features spec it carries; one line if it cannot be loaded."""
-    try:
-        model = mlflow.pyfunc.load_model(model_uri)
-    except MlflowException as error:
-        raise PenguinInputError(f"model {model_uri}: {error.message.splitlines()[0]}") from None
-    return model, model.unwrap_python_model().spec
-
-
-def classify_with(model_uri: str, penguin: Penguin) -> tuple[str, dict[str, float]]:
-    """``predict.predict``'s answer from a logged or registered model (configure MLflow first)."""
-    model, spec = load_pyfunc(model_uri)
-    row = model.predict(penguin.frame()).iloc[0]
-    return row["species"], {s: float(row[probability_column(s)]) for s in spec["species"]}
-
-
-@dataclass
-class Registration:
-    name: str
-    version: str
-    accuracy: float
-    min_accuracy: float
-    champion: bool  # whether this version got the alias
-    previous_champion: str | None  # the version that had it before
-
-    def record(self) -> dict:
-        """05_evaluate's ``mlflow.json``: the version and its alias (null when it has none)."""
-        alias = CHAMPION if self.champion else None
-        return {"registered_model": self.name, "version": self.version, "alias": alias}
-
-    def summary(self) -> str:
-        figure = f"held-out accuracy {self.accuracy:.4f}"
-        if self.champion:
-            return f"{self.name} version {self.version} is {CHAMPION}: {figure}"
-        kept = (
-            f"{CHAMPION} stays on version {self.previous_champion}"
-            if self.previous_champion
-            else f"no version is {CHAMPION}"
-        )
-        return (
-            f"{self.name} version {self.version} registered but NOT {CHAMPION}: {figure} "
-            f"is below {self.min_accuracy}; {kept}"
-        )
-
-
-def register(
-    model_uri: str, accuracy: float, name: str = MODEL_NAME, min_accuracy: float = MIN_ACCURACY
-) -> Registration:
-    """Register the model as a new version of ``name``; alias ``champion`` if good enough.
-
-    ``name``: ``<catalog>.<schema>.penguin_classifier`` in Unity Catalog (registry
-    ``databricks-uc``), ``penguin_classifier`` in a local registry. The version gets the alias
-    only when ``accuracy`` (held-out) is at least ``min_accuracy``.
-    """
-    if mlflow.get_registry_uri().startswith("databricks-uc") and name.count(".") != 2:
-        raise PenguinInputError(
-            f"model name {name!r}: Unity Catalog needs <catalog>.<schema>.{MODEL_NAME}"
-        )
-    client = mlflow.MlflowClient()
-    try:
-        previous = str(client.get_model_version_by_alias(name, CHAMPION).version)
-    except MlflowException:  # no such model yet, or no champion
-        previous = None
-    version = mlflow.register_model(model_uri, name).version
-    champion = accuracy >= min_accuracy
-    if champion:
-        client.set_registered_model_alias(name, CHAMPION, version)
-    return Registration(name, str(version), accuracy, min_accuracy, champion, previous)
