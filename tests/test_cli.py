@@ -165,13 +165,19 @@ def test_bench_scoring_prints_rows_per_second_of_spark_and_pandas(lab, capsys):
     assert result["spark_rows_per_s"] > 0 and result["pandas_rows_per_s"] > 0
 
 
-def test_run_the_scoring_job_of_the_bundle(tmp_lab, capsys):
-    # The penguin_scoring job, locally: the lab's raw CSV scored with the champion.
-    assert main(["run", "--job", "penguin_scoring", "--lab-dir", str(tmp_lab.root)]) == 0
+def test_run_the_scoring_job_of_the_bundle(lab, tmp_path, capsys):
+    # The penguin_scoring job, locally, on a CSV of new penguins, with the champion that the
+    # session's job (``lab``) registered.
+    new = tmp_path / "new_penguins.csv"
+    new.write_text(
+        "Island,CulmenLength,CulmenDepth,FlipperLength,BodyMass\nBiscoe,46.1,13.2,211,4500\n"
+    )
+    args = ["run", "--job", "penguin_scoring", "--lab-dir", str(tmp_path / "lab")]
+    params = ["--param", f"input={new}", "--param", f"output={tmp_path / 'out'}"]
+    assert main([*args, *params]) == 0
     out = capsys.readouterr().out
     assert "penguin_scoring tasks (databricks.yml): score" in out
-    assert "344 rows: 342 scored" in out
-    tmp_lab.require("raw")
-    assert (tmp_lab.folder("scored") / "predictions.parquet").is_dir()
+    assert "1 rows: 1 scored (Adelie 0, Gentoo 1, Chinstrap 0)" in out
+    assert (tmp_path / "out" / "_manifest.json").is_file()
     status, err = penguins(capsys, "run", "--job", "penguin_nothing")
     assert status == 2 and err.count("\n") == 1
