@@ -198,6 +198,11 @@ def job_spec(config: dict, job: str) -> dict:
     return jobs[job]
 
 
+def job_parameters(spec: dict) -> dict[str, str]:
+    """``{name: default}`` of a job's parameters."""
+    return {p.get("name"): p.get("default", "") for p in spec.get("parameters") or []}
+
+
 def job_tasks(
     config: dict | None = None,
     variables: dict[str, str] | None = None,
@@ -218,7 +223,7 @@ def job_tasks(
     resolve = resolver(config, variable_values(config, variables or {}), known)
     spec = job_spec(config, job)
     where = f"databricks.yml resources.jobs.{job}"
-    defaults = {p["name"]: p.get("default", "") for p in spec.get("parameters") or []}
+    defaults = job_parameters(spec)
     parameters = parameters or {}
     unknown = sorted(set(parameters) - set(defaults))
     if unknown:

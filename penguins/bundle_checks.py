@@ -13,7 +13,7 @@ from pathlib import Path
 
 from penguin_classifier.errors import PenguinInputError
 
-from .bundle import JOB, REFERENCE, resolver, target_config, variable_values
+from .bundle import JOB, REFERENCE, job_parameters, resolver, target_config, variable_values
 from .runner import notebook_widgets
 
 STAGES = ["ingest", "prepare", "model", "train", "evaluate", "distribute"]
@@ -131,11 +131,6 @@ def task_cluster(job: dict, task: dict) -> dict:
     return {}
 
 
-def parameters(spec: dict) -> dict[str, str]:
-    """``{name: default}`` of a job's parameters."""
-    return {p.get("name"): p.get("default", "") for p in spec.get("parameters") or []}
-
-
 def task_problems(config: dict, root: Path, resolve) -> list[str]:
     """Every job's tasks (``job_problems``); the training job must be there."""
     jobs = config.get("resources", {}).get("jobs") or {}
@@ -151,7 +146,7 @@ def job_problems(job: str, spec: dict, root: Path, resolve) -> list[str]:
     tasks = spec.get("tasks") or []
     keys = [t.get("task_key") for t in tasks]
     chain = CHAINS.get(job)
-    job_params = parameters(spec)
+    job_params = job_parameters(spec)
     problems, all_widgets = [], set()
     if chain and keys != chain:
         problems.append(f"{job}: tasks must be {' -> '.join(chain)}, found {' -> '.join(keys)}")
@@ -245,7 +240,7 @@ def deployment_problems(config: dict, resolvers: list) -> list[str]:
         lab_dirs = {
             job: first(params["lab_dir"], f"{job}.parameters.lab_dir")
             for job, spec in jobs.items()
-            if "lab_dir" in (params := parameters(spec))
+            if "lab_dir" in (params := job_parameters(spec))
         }
         root_path = first(config.get("workspace", {}).get("root_path", ""), "workspace.root_path")
     except PenguinInputError as err:

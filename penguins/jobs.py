@@ -9,13 +9,10 @@ workspace user, so the local run never resolves them.
 
 from __future__ import annotations
 
-import time
-import uuid
-
 from penguin_classifier.errors import PenguinInputError
-from penguin_classifier.runtime import shipped_data
+from penguin_classifier.runtime import local_run_id, shipped_data
 
-from .bundle import JOB, job_spec, job_tasks, load_bundle, target_config
+from .bundle import JOB, job_parameters, job_spec, job_tasks, load_bundle, target_config
 from .runner import Task
 
 # Each is set only for a job that declares it (job_tasks refuses other names).
@@ -30,9 +27,8 @@ LOCAL_PARAMETERS = {
 def local_parameters(spec: dict) -> dict[str, str]:
     """The local values of the job parameters that the job ``spec`` declares; ``job_run_id``
     (``{{job.run_id}}`` on Databricks) is a new id for each local run of the job."""
-    run_id = f"local-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{uuid.uuid4().hex[:8]}"
-    values = {**LOCAL_PARAMETERS, "job_run_id": run_id}
-    declared = {p.get("name") for p in spec.get("parameters") or []}
+    values = {**LOCAL_PARAMETERS, "job_run_id": local_run_id()}
+    declared = job_parameters(spec)
     return {name: value for name, value in values.items() if name in declared}
 
 

@@ -15,7 +15,8 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from penguin_classifier.layout import Lab
+from penguin_classifier import tracking
+from penguin_classifier.layout import Lab, read_json
 from penguin_classifier.runtime import local_spark, project_root
 
 from penguins.jobs import local_tasks
@@ -75,6 +76,15 @@ def lab_run(spark, tmp_path_factory):
 @pytest.fixture(scope="session")
 def lab(lab_run) -> Lab:
     return lab_run[0]
+
+
+@pytest.fixture
+def record(lab) -> dict:
+    """``metrics/mlflow.json`` of the session's job run (04, 05 and 06 tracked in MLflow), with
+    MLflow pointed at the store it names."""
+    record = read_json(lab.mlflow_record)
+    tracking.reopen(record)
+    return record
 
 
 @pytest.fixture

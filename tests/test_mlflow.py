@@ -30,15 +30,6 @@ PENGUINS = [
 ]
 
 
-@pytest.fixture(scope="module")
-def record(lab) -> dict:
-    """``metrics/mlflow.json`` of the session's job run: 04, 05 and 06 tracked in MLflow (the
-    session's SQLite store, on local disk outside the volume-ruled test folders)."""
-    record = read_json(lab.mlflow_record)
-    tracking.reopen(record)
-    return record
-
-
 def test_the_local_store_is_next_to_the_lab_folder_not_inside(tmp_path, monkeypatch):
     # SQLite inside a Unity Catalog volume would need random writes and in-place updates.
     for name in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "DATABRICKS_RUNTIME_VERSION"):

@@ -7,7 +7,6 @@ from pathlib import Path
 import mlflow
 import pandas as pd
 import pytest
-from penguin_classifier import tracking
 from penguin_classifier.errors import PenguinInputError
 from penguin_classifier.layout import MANIFEST, read_json
 from penguin_classifier.runtime import project_root
@@ -25,11 +24,9 @@ ROWS = [
 ]
 
 
-@pytest.fixture(scope="module")
-def model_uri(lab):
+@pytest.fixture
+def model_uri(record):
     """The model the session's job logged (04_train) and registered as champion (05_evaluate)."""
-    record = read_json(lab.mlflow_record)
-    tracking.reopen(record)
     return record["model_uri"]
 
 

@@ -9,7 +9,14 @@ from __future__ import annotations
 
 import os
 import sys
+import time
+import uuid
 from pathlib import Path
+
+
+def local_run_id() -> str:
+    """A new id for a local run, in place of Databricks' ``{{job.run_id}}``."""
+    return f"local-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{uuid.uuid4().hex[:8]}"
 
 
 def on_databricks() -> bool:

@@ -35,13 +35,13 @@ from mlflow.entities import Metric
 
 from .errors import PenguinInputError
 from .layout import STAGES, Lab, handover, read_json, write_json
-from .runtime import on_databricks
+from .runtime import local_run_id, on_databricks
 
 MODEL_NAME = "penguin_classifier"
 JOB_RUN_TAG = "job_run_id"
 MLFLOW_JSON = "mlflow.json"
-# One id for every stage run in this process (``penguins run`` runs them all in one).
-LOCAL_JOB_RUN_ID = f"local-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{os.getpid()}"
+# The tag of a notebook run outside a job (empty job_run_id): one id per process.
+LOCAL_JOB_RUN_ID = local_run_id()
 
 
 @dataclass(frozen=True)
