@@ -43,10 +43,10 @@ seed = params.integer(dbutils, "seed")
 from penguin_classifier.layout import Handover
 from penguin_classifier.prepare import read_raw
 
-lab.require("raw")
+inputs = lab.require("raw")  # the digest of raw/'s record goes into prepared/'s
 # The hand-over starts by uncommitting prepared/: if a cell below fails, no later stage uses it.
 parameters = {"oversample": oversample_copies, "test_fraction": test_fraction, "seed": seed}
-handover = Handover(lab.folder("prepared"), "02_prepare", parameters)
+handover = Handover(lab.folder("prepared"), "02_prepare", parameters, inputs)
 raw = read_raw(spark, lab.raw)
 display(raw)
 

@@ -54,7 +54,7 @@ from penguin_classifier.layout import read_json
 from penguin_classifier.model import load_model
 from penguin_classifier.train import load_split, make_batches, resolve_device
 
-lab.require("prepared", "model")
+inputs = lab.require("prepared", "model")  # recorded in trained/'s record
 spec = read_json(lab.features)
 dev = resolve_device(device)  # batches live on the model's device: no copy per step
 model = load_model(lab.model_config, lab.initial_weights).to(dev)
@@ -85,7 +85,7 @@ from penguin_classifier.layout import Handover
 from penguin_classifier.train import write_trained
 
 parameters = {"epochs": epochs, "lr": lr, "batch_size": batch_size, "device": device}
-handover = Handover(lab.folder("trained"), "04_train", parameters)
+handover = Handover(lab.folder("trained"), "04_train", parameters, inputs)
 write_trained(handover, lab, model, history)
 
 # COMMAND ----------

@@ -47,8 +47,9 @@ min_accuracy = params.number(dbutils, "min_accuracy", low=0.0)
 from penguin_classifier.evaluate import plot_losses, save_figure
 from penguin_classifier.layout import Handover, read_json
 
-lab.require("prepared", "model", "trained")
-handover = Handover(lab.folder("evaluation"), "05_evaluate", {"new_penguin": new_penguin})
+inputs = lab.require("prepared", "model", "trained")
+parameters = {"new_penguin": new_penguin}
+handover = Handover(lab.folder("evaluation"), "05_evaluate", parameters, inputs)
 loss_figure = plot_losses(read_json(lab.history)["history"])
 display(loss_figure)
 save_figure(loss_figure, handover.local / lab.loss_plot.name)

@@ -42,7 +42,7 @@ if not source:
 model_uri = params.text(dbutils, "model")
 if not model_uri.startswith(("models:/", "runs:/")):
     raise PenguinInputError(f"parameter model: {model_uri!r} is not a models:/ or runs:/ URI")
-output = params.text(dbutils, "output") or str(lab.folder("scored"))
+output = params.output_folder(dbutils, lab, source)  # never the lab, a stage's folder or above
 print(f"input: {source}\nmodel: {model_uri}\noutput: {output}")
 
 # COMMAND ----------

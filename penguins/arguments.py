@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import math
 
+from penguin_classifier.values import MEASUREMENT, is_measurement
+
 
 class OneLineParser(argparse.ArgumentParser):
     """An error is one line, as for every bad input: ``penguins bench: argument --epochs: 0 is
@@ -29,6 +31,14 @@ def positive_number(text: str) -> float:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
     if not math.isfinite(number) or number <= 0:
         raise argparse.ArgumentTypeError(f"{text} is not a positive number")
+    return number
+
+
+def measurement(text: str) -> float:
+    """A penguin's measurement: positive, and held by the model's float32 (``1e39`` is not)."""
+    number = positive_number(text)
+    if not is_measurement(number):
+        raise argparse.ArgumentTypeError(f"{text} is not {MEASUREMENT}")
     return number
 
 

@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import ast
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from penguin_classifier.errors import PenguinInputError, PenguinRunError
+from penguin_classifier.layout import Lab
 from penguin_classifier.runtime import LazySpark, LocalDbutils, local_display
+
+from .lab_lock import taken
 
 
 @dataclass
@@ -72,9 +76,18 @@ def run_notebook(path: Path, widget_values: dict[str, str], spark) -> LocalDbuti
 
 
 def run_tasks(tasks: list[Task], overrides: dict[str, str], spark=None, log=print):
-    """Run ``tasks`` in order; ``overrides`` replace each task's parameter of the same name."""
+    """Run ``tasks`` in order, holding their lab folder; ``overrides`` replace each task's
+    parameter of the same name."""
     check_overrides(tasks, overrides)
     spark = spark or LazySpark()
+    labs = {values["lab_dir"] for t in tasks if "lab_dir" in (values := {**t.params, **overrides})}
+    with ExitStack() as held:
+        for lab_dir in sorted(labs):
+            held.enter_context(taken(Lab(lab_dir)))  # one run a lab folder
+        return run_in_order(tasks, overrides, spark, log)
+
+
+def run_in_order(tasks: list[Task], overrides: dict[str, str], spark, log) -> list[TaskResult]:
     results = []
     for task in tasks:
         log(f"\n===== {task.key}: {task.notebook.name} =====")

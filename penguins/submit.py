@@ -9,6 +9,7 @@ unreachable; 2 not signed in, not allowed or not deployed; 130 Ctrl-C (the run g
 
 from __future__ import annotations
 
+import configparser
 import logging
 import re
 import sys
@@ -51,6 +52,8 @@ def main(args) -> int:
         w = connect(args.profile)
     except ValueError as e:  # no host, no credentials, `az` not signed in, an unknown profile
         raise PenguinInputError(f"not signed in: {one_line(e)}") from None
+    except configparser.Error as e:  # a malformed ~/.databrickscfg: its message names it
+        raise PenguinInputError(f"malformed Databricks config file: {one_line(e)}") from None
     host, url = w.config.host, None
     try:
         job_id, name = find_job(w, args.target, name, development)

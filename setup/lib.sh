@@ -18,12 +18,20 @@ need_value() { [[ $# -ge 2 && -n $2 && $2 != -* ]] || die "$1 needs a value (see
 # The script's help is its header comment, down to the first blank line.
 usage() { sed -n '3,/^$/{s/^# \{0,1\}//;p;}' "$0"; }
 
+# words ARG...: the arguments as one shell-quoted command line (printf %q), so a value with
+# spaces or shell characters in a printed command can neither break it nor run anything.
+words() {
+    local line=""
+    (($# == 0)) || printf -v line ' %q' "$@"
+    printf '%s\n' "${line# }"
+}
+
 # change COMMAND...: runs a command that changes something; with --dry-run, prints it instead.
 change() {
     if ((DRY_RUN)); then
-        printf 'DRY-RUN:%s\n' "$(printf ' %q' "$@")"
+        printf 'DRY-RUN: %s\n' "$(words "$@")"
     else
-        log "+ $*" && "$@"
+        log "+ $(words "$@")" && "$@"
     fi
 }
 

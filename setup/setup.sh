@@ -10,16 +10,20 @@
 #   --resource-group NAME  group to create or reuse (default: the one setup.sh made before,
 #                          else msl-<random>)
 #   --profile NAME         Databricks CLI profile to write (default: penguins)
+#   --target dev|scale     bundle target to deploy (default: dev); scale runs the distribute
+#                          stage on worker nodes
+#   --num-workers N        scale's worker nodes, 1 to 99 (default: 2, databricks.yml's)
 #   --no-deploy            stop after writing the profile
 #   --dry-run              print every change it would make as a DRY-RUN line; make none
 # Example: setup/setup.sh --dry-run
 #
 # It checks the tools (az signed in; Databricks CLI 0.236+ unless --no-deploy), registers missing
-# resource providers, picks a region with 8 free vCPUs for Standard_D4ds_v5, creates or reuses the
-# group and premium workspace (tagged created-by=penguin-classifier), writes profile [penguins]
-# (host, auth_type = azure-cli, the workspace's resource id; never a token) and deploys the bundle
-# with the workspace's default catalog. Exit status: 0 done; 1 a step failed; 2 bad arguments, a
-# missing tool or an unknown region.
+# resource providers, picks a region with the free vCPUs the target's clusters need for
+# Standard_D4ds_v5 (4 a node; dev 8, scale 4 x (2 + N)), creates or reuses the group and premium
+# workspace (tagged created-by=penguin-classifier), writes profile [penguins] (host, auth_type =
+# azure-cli, the workspace's resource id; never a token) and deploys the bundle with the
+# workspace's default catalog. Every command it prints is shell-quoted. Exit status: 0 done; 1 a
+# step failed; 2 bad arguments, a missing tool or an unknown region.
 
 set -euo pipefail
 PROG=setup.sh
@@ -30,19 +34,20 @@ source "$HERE/lib.sh"
 # The lab's regions. Without --region they are tried from a random start, so a class spreads out.
 REGIONS=(eastus eastus2 westus centralus northcentralus northeurope westeurope uksouth)
 PROVIDERS=(Microsoft.Databricks Microsoft.Compute Microsoft.Storage Microsoft.Network)
-# databricks.yml's node type. A dev deploy starts two such clusters (the interactive one on
-# creation, the job's on `bundle run`): 2 x 4 vCPUs, in the family's quota and the region's.
-NODE_TYPE=Standard_D4ds_v5 FAMILY=standardDDSv5Family VCPUS=8
+# databricks.yml's node type, 4 vCPUs a node, counted in the family's quota and the region's.
+NODE_TYPE=Standard_D4ds_v5 FAMILY=standardDDSv5Family NODE_VCPUS=4
 CLI_MINOR=236 # Databricks CLI 0.236.0: the first that deploys bundles with volumes
 
 parse_args() {
-    SUBSCRIPTION="" REGION="" RESOURCE_GROUP="" PROFILE=penguins DEPLOY=1
+    SUBSCRIPTION="" REGION="" RESOURCE_GROUP="" PROFILE=penguins DEPLOY=1 TARGET=dev NUM_WORKERS=""
     while (($#)); do
         case $1 in
         --subscription) need_value "$@" && SUBSCRIPTION=$2 && shift ;;
         --region) need_value "$@" && REGION=$2 && shift ;;
         --resource-group) need_value "$@" && RESOURCE_GROUP=$2 && shift ;;
         --profile) need_value "$@" && PROFILE=$2 && shift ;;
+        --target) need_value "$@" && TARGET=$2 && shift ;;
+        --num-workers) need_value "$@" && NUM_WORKERS=$2 && shift ;;
         --no-deploy) DEPLOY=0 ;;
         --dry-run) DRY_RUN=1 ;;
         -h | --help) usage && exit 0 ;;
@@ -55,6 +60,24 @@ parse_args() {
     [[ -z $RESOURCE_GROUP || $RESOURCE_GROUP =~ ^[-_.()A-Za-z0-9]{0,89}[-_()A-Za-z0-9]$ ]] ||
         die "--resource-group: up to 90 letters, digits, '-', '_', '.', '(' or ')', not ending in '.'" 2
     [[ $PROFILE =~ ^[-_.A-Za-z0-9]+$ ]] || die "--profile: letters, digits, '-', '_' or '.'" 2
+    # The nodes the target's clusters may hold at once (dev: the interactive cluster, started on
+    # deploy, and the job's, on `bundle run`; scale: the job's single node, and its distribute
+    # cluster's driver and workers), and the options that choose it again.
+    TARGET_OPTS=() VARS=()
+    case $TARGET in
+    dev)
+        [[ -z $NUM_WORKERS ]] || die "--num-workers: only for --target scale" 2
+        NODES=2 WHY="the interactive cluster and the job's, one node each"
+        ;;
+    scale)
+        NUM_WORKERS=${NUM_WORKERS:-2}
+        [[ $NUM_WORKERS =~ ^[1-9][0-9]?$ ]] || die "--num-workers: a whole number from 1 to 99, not '$NUM_WORKERS'" 2
+        NODES=$((2 + NUM_WORKERS)) WHY="the job's single node and the distribute cluster's driver, plus num_workers=$NUM_WORKERS"
+        TARGET_OPTS=(--target scale --num-workers "$NUM_WORKERS") VARS=(--var "num_workers=$NUM_WORKERS")
+        ;;
+    *) die "--target: dev or scale (prod is deployed by hand, see README), not '$TARGET'" 2 ;;
+    esac
+    VCPUS=$((NODES * NODE_VCPUS))
 }
 
 check_tools() {
@@ -133,7 +156,7 @@ pick_region() {
         REGION=${candidates[(start + i) % n]}
         region_fits "$REGION" && return
     done
-    die "no region of ${candidates[*]} has $VCPUS free vCPUs for $NODE_TYPE: try another --region, or ask for quota (https://learn.microsoft.com/azure/quotas/per-vm-quota-requests)"
+    die "no region of ${candidates[*]} has $VCPUS free vCPUs for $NODE_TYPE (target $TARGET: $NODES nodes of $NODE_VCPUS vCPUs, $WHY): try another --region, or ask for quota (https://learn.microsoft.com/azure/quotas/per-vm-quota-requests)"
 }
 
 create_workspace() {
@@ -181,25 +204,35 @@ EOF
 }
 
 # Deploys with the workspace's default catalog: a new Azure workspace is enabled for Unity Catalog
-# with a workspace catalog named after it, and `main` may not exist.
+# with a workspace catalog named after it, and `main` may not exist. Sets CATALOG.
 deploy() {
-    local json
+    local json catalog
     if [[ -n $NEW ]] && ((DRY_RUN)); then
-        CATALOG="<default catalog of $WORKSPACE>"
+        catalog="<default catalog of $WORKSPACE>"
     else
         json=$(dbx metastores current -o json) ||
             die "could not read the default catalog of $WORKSPACE (the error is above); try again soon: $(rerun_command)"
         CATALOG=$(python3 -c 'import json, sys; print(json.load(sys.stdin).get("default_catalog_name", ""))' <<<"$json")
         [[ -n $CATALOG && $CATALOG != hive_metastore ]] ||
             die "workspace $WORKSPACE has no Unity Catalog default catalog: deploy with --var catalog=<a catalog you can write to>"
+        catalog=$CATALOG
     fi
-    log "Deploying the bundle to $WORKSPACE, catalog $CATALOG."
-    (cd "$HERE/.." && change env "DATABRICKS_CONFIG_PROFILE=$PROFILE" databricks bundle deploy -t dev --var "catalog=$CATALOG") ||
+    log "Deploying the bundle's target $TARGET to $WORKSPACE, catalog $catalog."
+    (cd "$HERE/.." && change env "DATABRICKS_CONFIG_PROFILE=$PROFILE" \
+        databricks bundle deploy -t "$TARGET" --var "catalog=$catalog" "${VARS[@]}") ||
         die "the bundle deploy failed (the error is above); the workspace and profile are ready: fix it, then deploy as below"
 }
 
-rerun_command() { echo "setup/setup.sh --subscription $SUBSCRIPTION --resource-group $RESOURCE_GROUP"; }
-cleanup_command() { echo "setup/cleanup.sh --subscription $SUBSCRIPTION --resource-group $RESOURCE_GROUP"; }
+# The commands printed for later, shell-quoted; <catalog> stands for a catalog not read yet.
+deploy_command() {
+    if [[ -n $CATALOG ]]; then
+        words databricks bundle deploy -t "$TARGET" --var "catalog=$CATALOG" "${VARS[@]}"
+    else
+        echo "$(words databricks bundle deploy -t "$TARGET") --var catalog=<catalog>${VARS[*]:+ $(words "${VARS[@]}")}"
+    fi
+}
+rerun_command() { words setup/setup.sh --subscription "$SUBSCRIPTION" --resource-group "$RESOURCE_GROUP" "${TARGET_OPTS[@]}"; }
+cleanup_command() { words setup/cleanup.sh --subscription "$SUBSCRIPTION" --resource-group "$RESOURCE_GROUP" "${TARGET_OPTS[@]:0:2}"; }
 
 main() {
     parse_args "$@"
@@ -214,7 +247,7 @@ main() {
     fi
     register_providers
     find_existing
-    NEW="" CATALOG="<catalog>"
+    NEW="" CATALOG=""
     if [[ -z $WORKSPACE ]]; then
         NEW=1 WORKSPACE=databricks-${RESOURCE_GROUP#msl-}
         WORKSPACE=${WORKSPACE//[^-_A-Za-z0-9]/-} && WORKSPACE=${WORKSPACE:0:64}
@@ -233,9 +266,9 @@ main() {
 Workspace $WORKSPACE ($HOST), resource group $RESOURCE_GROUP, subscription $SUBSCRIPTION.
 Databricks CLI profile [$PROFILE]: signs in through az, for that workspace and subscription.
 From the repository root:
-  export DATABRICKS_CONFIG_PROFILE=$PROFILE
-  databricks bundle deploy -t dev --var catalog=$CATALOG
-  databricks bundle run penguin_training -t dev
+  export $(words "DATABRICKS_CONFIG_PROFILE=$PROFILE")
+  $(deploy_command)
+  $(words databricks bundle run penguin_training -t "$TARGET")
 Run setup again, reusing all of it:  $(rerun_command)
 Delete it all when you are done:     $(cleanup_command)
 EOF

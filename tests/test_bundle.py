@@ -536,3 +536,53 @@ def test_run_with_an_unknown_variable_is_one_line_and_exit_2(capsys):
     assert capsys.readouterr().err.startswith(
         "penguins run: --var catalogue: not a variable of databricks.yml"
     )
+
+
+# --- what the deploy path relies on: the CLI's production check, the runtime's packages --------
+
+
+def comment_above(text, line):
+    """The comment lines right above the one line of ``text`` that is ``line``, joined."""
+    lines = text.splitlines()
+    (at,) = [i for i, each in enumerate(lines) if each == line]
+    above = []
+    while lines[at - 1 - len(above)].lstrip().startswith("#"):
+        above.insert(0, lines[at - 1 - len(above)].strip().lstrip("# "))
+    return " ".join(above)
+
+
+def test_prod_sets_the_root_path_the_cli_checks_and_the_comments_say_so(config):
+    # CLI v0.239 and later (validateProductionMode, databricks/cli) look for an explicit
+    # workspace.root_path in the production target itself; v0.236 to v0.238 for run_as on every
+    # job. prod has both, so every CLI the bundle accepts (>= 0.236) deploys it.
+    assert target(config, "prod")["workspace"]["root_path"].startswith("/Workspace/Users/")
+    assert "root_path" not in config.get("workspace", {})  # a top-level one would not count
+    assert target(config, "prod")["run_as"] == {"user_name": "${workspace.current_user.userName}"}
+    text = (ROOT / "databricks.yml").read_text()
+    root = comment_above(
+        text, f"      root_path: {target(config, 'prod')['workspace']['root_path']}"
+    )
+    assert "must set 'workspace.root_path' to make sure only one copy is deployed" in root
+    assert "CLI v0.239 and later" in root
+    run_as = comment_above(text, "    run_as:")
+    assert "CLI v0.236 to v0.238 refuse a production deploy by a user unless every job" in run_as
+
+
+def test_dependency_floors_admit_the_runtime_and_have_what_the_code_imports(config):
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+    from packaging.requirements import Requirement
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+
+    def requirement(name, listed):
+        (found,) = [r for r in map(Requirement, listed) if r.name == name]
+        return found.specifier
+
+    # The bundle's runtime, 15.4 LTS ML, ships numpy 1.23.5 (and the suite passes with it).
+    assert config["variables"]["spark_version"]["default"].startswith("15.4.x-cpu-ml")
+    assert requirement("numpy", project["dependencies"]).contains("1.23.5")
+    # tests/test_submit.py imports databricks.sdk.mixins.jobs (JobsExt), first in 0.38.0: the
+    # 0.37.0 wheel has no databricks/sdk/mixins/jobs.py.
+    for extra in ("submit", "dev"):
+        sdk = requirement("databricks-sdk", project["optional-dependencies"][extra])
+        assert sdk.contains("0.38.0") and not sdk.contains("0.37.0")

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
 import pytest
+from penguin_classifier.errors import PenguinInputError
+from penguin_classifier.layout import Lab
 from penguin_classifier.runtime import project_root
 
 from penguins.cli import main
@@ -56,11 +59,29 @@ def test_predict_prints_species_and_probabilities(lab, capsys):
         ("Dream", "heavy", "argument --body-mass: 'heavy' is not a number"),
         ("Dream", "nan", "argument --body-mass: nan is not a positive number"),
         ("Dream", "-5000", "argument --body-mass: -5000 is not a positive number"),
+        # Finite as a Python float, inf as the model's float32: it answered NaN probabilities.
+        (
+            "Dream",
+            "1e39",
+            "argument --body-mass: 1e39 is not a positive number up to 3.4e38 (float32)",
+        ),
     ],
 )
 def test_predict_bad_input_is_one_line_and_exit_2(lab, capsys, island, mass, message):
     args = ["predict", "--lab-dir", str(lab.root), "--island", island, *PREDICT]
     assert penguins(capsys, *args, "--body-mass", mass) == (2, f"penguins predict: {message}\n")
+
+
+def test_predict_never_prints_nan_probabilities(lab, capsys):
+    # 3.4e38 fits in float32, but CulmenDepth x its weights does not: inf, then NaN. --json
+    # printed NaN, which is not JSON; now the answer is one line and exit 2.
+    args = ["predict", "--lab-dir", str(lab.root), "--island", "Dream", "--culmen-length", "50"]
+    args += ["--culmen-depth", "3.4e38", "--flipper-length", "200", "--body-mass", "5000"]
+    assert penguins(capsys, *args, "--json") == (
+        2,
+        "penguins predict: the model's probabilities are NaN: these values overflow its float32 "
+        "arithmetic, or its weights are not numbers\n",
+    )
 
 
 def test_predict_without_a_trained_model_names_the_stage(tmp_path, capsys):
@@ -115,7 +136,53 @@ def test_run_bad_input_is_one_line_and_exit_2(tmp_path, args, message):
     assert result.returncode == 2
     lines = result.stderr.splitlines()
     assert len(lines) == 1 and lines[0].startswith(message), result.stderr
-    assert not (tmp_path / "raw" / "_manifest.json").exists()
+    with pytest.raises(PenguinInputError, match="not committed"):
+        Lab(tmp_path).require("raw")  # nothing a later stage would use
+
+
+CORES = os.cpu_count()
+
+
+@pytest.mark.parametrize(
+    ("stage", "params", "message"),
+    [
+        # NaN compares false with both bounds; inf is above 0.
+        (
+            "prepare",
+            ["test_fraction=nan"],
+            "parameter test_fraction: nan is not a finite number above 0.0 and below 1.0",
+        ),
+        ("train", ["lr=inf"], "parameter lr: inf is not a finite number above 0.0"),
+        ("train", ["lr=nan"], "parameter lr: nan is not a finite number above 0.0"),
+        # A finite rate that makes the weights inf in the first epoch, then NaN.
+        (
+            "train",
+            ["lr=1e30"],
+            "epoch 1: the loss is nan, the weights are no longer finite numbers: "
+            "try a smaller learning rate (lr)",
+        ),
+        ("distribute", ["lr=inf"], "parameter lr: inf is not a finite number above 0.0"),
+        # Processes on the driver (TorchDistributor's local mode): one core each.
+        (
+            "distribute",
+            ["backend=torch", f"num_processes={CORES + 1}"],
+            f"parameter num_processes: {CORES + 1} processes need {CORES + 1} cores, "
+            f"the driver has {CORES}",
+        ),
+    ],
+)
+def test_run_refuses_parameters_the_model_cannot_use(tmp_lab, capsys, stage, params, message):
+    folder = {"prepare": "prepared", "train": "trained", "distribute": "distributed"}[stage]
+    record = tmp_lab.folder(folder) / "_manifest.json"
+    before = record.read_bytes()
+    args = ["run", "--only", stage, "--lab-dir", str(tmp_lab.root)]
+    args += [a for p in params for a in ("--param", p)]
+    assert penguins(capsys, *args) == (2, f"penguins run: {stage}: {message}\n")
+    # Nothing committed: the stage's folder holds its earlier commit, or none (06 uncommits
+    # distributed/ before it launches).
+    if record.read_bytes() != before:
+        with pytest.raises(PenguinInputError, match="run 06_distribute first"):
+            tmp_lab.require(folder)
 
 
 def test_only_a_later_stage_names_the_stage_to_run_first(tmp_path, capsys):

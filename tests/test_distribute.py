@@ -14,6 +14,7 @@ import time
 import types
 
 import pytest
+from penguin_classifier import distribute
 from penguin_classifier.distribute import (
     Launch,
     check_num_processes,
@@ -102,22 +103,29 @@ def test_backend_errors(backend, has_horovod, message):
 
 
 @pytest.mark.parametrize(
-    ("num_processes", "slots", "launch", "local_mode", "message"),
+    ("num_processes", "slots", "cores", "launch", "local_mode", "message"),
     [
-        (0, 2, Launch("torch", "TorchDistributor"), True, "num_processes: 0 is below 1"),
-        (3, 2, Launch("horovod", "horovod.spark.run"), True, "3 processes need 3 Spark task"),
-        (3, 2, Launch("torch", "TorchDistributor"), False, "this cluster has 2"),
-        (3, 2, Launch("torch", "TorchDistributor"), True, None),  # local mode: no Spark slots
-        (4, 2, Launch("horovod", "HorovodRunner"), True, None),  # np=-4: driver processes
-        (4, 2, Launch("horovod", "HorovodRunner"), False, "this cluster has 2"),  # np=4: workers
+        (0, 2, 8, Launch("torch", "TorchDistributor"), True, "num_processes: 0 is below 1"),
+        (3, 2, 8, Launch("horovod", "horovod.spark.run"), True, "3 processes need 3 Spark task"),
+        (3, 2, 8, Launch("torch", "TorchDistributor"), False, "this cluster has 2"),
+        (3, 2, 8, Launch("torch", "TorchDistributor"), True, None),  # local mode: the cores
+        (4, 2, 8, Launch("horovod", "HorovodRunner"), True, None),  # np=-4: driver processes
+        (4, 8, 2, Launch("horovod", "HorovodRunner"), False, None),  # np=4: the workers' slots
+        (4, 2, 8, Launch("horovod", "HorovodRunner"), False, "this cluster has 2"),  # np=4
+        # Processes on the driver: one core each (64 on 2 cores once ran 334 s, then timed out).
+        (
+            64, 2, 2, Launch("torch", "TorchDistributor"), True,
+            r"^parameter num_processes: 64 processes need 64 cores, the driver has 2$",
+        ),
+        (4, 8, 2, Launch("horovod", "HorovodRunner"), True, "the driver has 2"),  # np=-4
     ],
-)
-def test_process_count_checks(num_processes, slots, launch, local_mode, message):
+)  # fmt: skip
+def test_process_count_checks(num_processes, slots, cores, launch, local_mode, message):
     if message is None:
-        check_num_processes(num_processes, slots, launch, local_mode)
+        check_num_processes(num_processes, slots, cores, launch, local_mode)
     else:
         with pytest.raises(PenguinInputError, match=message):
-            check_num_processes(num_processes, slots, launch, local_mode)
+            check_num_processes(num_processes, slots, cores, launch, local_mode)
 
 
 def test_horovod_runner_runs_np_minus_n_on_the_driver_and_n_on_workers(monkeypatch):
@@ -181,6 +189,17 @@ def test_each_rank_trains_on_its_own_shard(lab):
     # 960 rows over 3 ranks: 320 each, every row in exactly one shard (no padding repeats).
     assert [len(s) for s in shards] == [320, 320, 320]
     assert sorted(sum(shards, [])) == list(range(960))
+
+
+def test_a_non_finite_final_loss_stops_the_stage_before_it_commits(tmp_lab, spark, monkeypatch):
+    # Ranks whose weights blew up (say lr=1e30) still finish; their mean loss is NaN.
+    weights = tmp_lab.distributed_weights.read_bytes()
+    result = {"weights": weights, "train_loss": float("nan"), "train_s": 1.0, "shard_rows": 480}
+    monkeypatch.setattr(distribute, "launch_ranks", lambda *args: result)
+    with pytest.raises(PenguinInputError, match=r"^epoch 10: the loss is nan, the weights are no"):
+        distribute_stage(tmp_lab, spark, "torch", 2, epochs=10, log=lambda *_: None)
+    with pytest.raises(PenguinInputError, match="run 06_distribute first"):
+        tmp_lab.require("distributed")
 
 
 def test_stage_needs_the_evaluation_first(tmp_lab, spark):

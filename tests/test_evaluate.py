@@ -98,7 +98,7 @@ def test_a_frame_encodes_row_by_row_as_single_penguins_do():
     assert torch.equal(encode_frame(frame, SPEC), single)
     # With several rows, a refusal names the row (its index label) and the column.
     frame.loc[1, "BodyMass"] = 0
-    with pytest.raises(PenguinInputError, match=r"^row 1, BodyMass: 0.0 is not a positive number$"):
+    with pytest.raises(PenguinInputError, match=r"^row 1, BodyMass: 0.0 is not a positive number"):
         encode_frame(frame, SPEC)
 
 
@@ -109,6 +109,8 @@ def test_a_frame_encodes_row_by_row_as_single_penguins_do():
         (Penguin("Dream", float("nan"), 15, 200, 5000), r"CulmenLength: nan is not a positive"),
         (Penguin("Dream", 50, -15, 200, 5000), r"CulmenDepth: -15.0 is not a positive"),
         (Penguin("Dream", 50, 15, 200, float("inf")), r"BodyMass: inf is not a positive"),
+        # Finite as a Python float, inf as the model's float32 (and NaN probabilities).
+        (Penguin("Dream", 50, 15, 200, 1e39), r"BodyMass: 1e\+39 is not a positive number up to"),
     ],
 )
 def test_bad_measurements_are_refused(penguin, message):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 
+import mlflow
 import pytest
 from penguin_classifier.errors import PenguinInputError
 from penguin_classifier.layout import MANIFEST, STAGES, Lab, handover
@@ -90,3 +91,29 @@ def test_an_unreadable_record_is_refused(tmp_lab):
     (tmp_lab.folder("model") / MANIFEST).write_text("{not json")
     with pytest.raises(PenguinInputError, match=r"_manifest\.json is unreadable: run 03_model"):
         tmp_lab.require("model")
+
+
+def test_a_hand_over_built_from_an_older_input_is_refused(tmp_lab, record, capsys):
+    client = mlflow.MlflowClient()
+    versions = len(client.search_model_versions(f"name = '{record['registered_model']}'"))
+    lab_dir = ["--lab-dir", str(tmp_lab.root)]
+    assert main(["run", "--only", "prepare", "--seed", "7", *lab_dir]) == 0
+    capsys.readouterr()
+    # model/ and trained/ were built from the split 02_prepare has just replaced: evaluating
+    # them would score a model on rows it trained on, and register it. The first stage of the
+    # chain to run again is named.
+    assert main(["run", "--only", "evaluate", *lab_dir]) == 2
+    err = capsys.readouterr().err
+    assert err == (
+        f"penguins run: evaluate: {tmp_lab.folder('model')} was built from an older "
+        f"{tmp_lab.folder('prepared')}: run 03_model again\n"
+    )
+    assert len(client.search_model_versions(f"name = '{record['registered_model']}'")) == versions
+    with pytest.raises(
+        PenguinInputError, match="trained was built from an older .*prepared: run 04"
+    ):
+        tmp_lab.require("trained")
+    # Running the chain again clears it (not evaluate: it would register a new champion in the
+    # session's registry, which other tests read).
+    assert main(["run", "--only", "model,train", "--epochs", "3", *lab_dir]) == 0
+    tmp_lab.require("prepared", "model", "trained")

@@ -42,6 +42,7 @@ def test_crlf_bom_extra_and_reordered_columns_are_read_correctly(tmp_path):
     )
 
 
+NOT_MEASUREMENT = r"is not a positive number up to 3\.4e38 \(float32\)$"
 BAD_INPUTS = [
     # (file content or None for a missing file, expected message)
     (None, r"source not found: .*missing\.csv"),
@@ -57,20 +58,20 @@ BAD_INPUTS = [
     ),
     (
         HEADER + "\nDream,39.1,18.7,-181,3750,0\n",
-        r"bad\.csv line 2: column FlipperLength: '-181' is not a finite positive number",
+        r"bad\.csv line 2: column FlipperLength: '-181' " + NOT_MEASUREMENT,
     ),
     (
         HEADER + "\nDream,39.1,18.7,0,3750,0\n",
-        r"bad\.csv line 2: column FlipperLength: '0' is not a finite positive number",
+        r"bad\.csv line 2: column FlipperLength: '0' " + NOT_MEASUREMENT,
     ),
     # Finite as a Python float, infinite as the model's float32: it once trained a 44 % model.
     (
         HEADER + "\nDream,39.1,18.7,181,1e39,0\n",
-        r"bad\.csv line 2: column BodyMass: '1e39' is not a finite positive number",
+        r"bad\.csv line 2: column BodyMass: '1e39' " + NOT_MEASUREMENT,
     ),
     (
         HEADER + "\nDream,39.1,inf,181,3750,0\n",
-        r"bad\.csv line 2: column CulmenDepth: 'inf' is not a finite positive number",
+        r"bad\.csv line 2: column CulmenDepth: 'inf' " + NOT_MEASUREMENT,
     ),
     (HEADER + "\nDream,39.1,18.7,181,3750,7\n", r"bad\.csv line 2: column Species: '7'"),
     (HEADER + "\n,39.1,18.7,181,3750,0\n", r"bad\.csv line 2: column Island is empty"),

@@ -51,6 +51,19 @@ def test_mlflow_tracking_uri_wins_and_databricks_uses_unity_catalog(tmp_path, mo
         tracking.configure(Lab(tmp_path), "penguin_classifier")
 
 
+def test_on_databricks_the_registry_is_unity_catalog_whatever_the_tracking_uri(
+    tmp_path, monkeypatch
+):
+    # MLflow 2.21+ exports MLFLOW_TRACKING_URI=databricks once set_tracking_uri has run, so a
+    # notebook's second run in a session finds it: its registry must stay Unity Catalog's.
+    monkeypatch.setenv("DATABRICKS_RUNTIME_VERSION", "15.4")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "databricks")
+    monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
+    assert tracking.locations(Lab(tmp_path)) == ("databricks", "databricks-uc")
+    monkeypatch.setenv("MLFLOW_REGISTRY_URI", "databricks-uc://my-profile")
+    assert tracking.locations(Lab(tmp_path)) == ("databricks", "databricks-uc://my-profile")
+
+
 def test_the_default_experiment_is_the_notebooks_own_on_databricks(tmp_path, monkeypatch):
     for name in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "DATABRICKS_RUNTIME_VERSION"):
         monkeypatch.delenv(name, raising=False)
@@ -143,9 +156,14 @@ def test_the_model_carries_its_signature_example_and_files(record):
     ("row", "message"),
     [
         ({"Island": "Anvers"}, r"^row 1, island 'Anvers' is not in the saved vocabulary \["),
-        ({"CulmenLength": float("nan")}, r"^row 1, CulmenLength: nan is not a positive number$"),
-        ({"BodyMass": -3750.0}, r"^row 1, BodyMass: -3750.0 is not a positive number$"),
+        ({"CulmenLength": float("nan")}, r"^row 1, CulmenLength: nan is not a positive number"),
+        ({"BodyMass": -3750.0}, r"^row 1, BodyMass: -3750.0 is not a positive number"),
         ({"FlipperLength": float("inf")}, r"^row 1, FlipperLength: inf is not a positive number"),
+        # Finite as a Python float, inf as the model's float32: it answered NaN probabilities.
+        (
+            {"BodyMass": 1e300},
+            r"^row 1, BodyMass: 1e\+300 is not a positive number up to 3\.4e38 \(float32\)$",
+        ),
     ],
 )
 def test_the_model_refuses_what_it_cannot_take_naming_row_and_column(record, row, message):

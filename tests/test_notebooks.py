@@ -59,6 +59,29 @@ def test_every_stage_committed_its_outputs(lab_run):
     assert values["distributed_accuracy"] >= 0.9
 
 
+@pytest.mark.parametrize(
+    ("value", "low", "high", "message"),
+    [
+        ("0.3", 0.0, 1.0, None),
+        ("1e300", 0.0, None, None),  # finite: a rate that large is train's to refuse (04)
+        ("nan", 0.0, 1.0, "parameter x: nan is not a finite number above 0.0 and below 1.0"),
+        ("inf", 0.0, None, "parameter x: inf is not a finite number above 0.0"),
+        ("-inf", None, None, "parameter x: -inf is not a finite number"),
+        ("0", 0.0, None, "parameter x: 0 is not a finite number above 0.0"),
+        ("1", 0.0, 1.0, "parameter x: 1 is not a finite number above 0.0 and below 1.0"),
+        ("fast", 0.0, None, "parameter x: 'fast' is not a number"),
+    ],
+)
+def test_numeric_parameters_are_finite_and_in_range(value, low, high, message):
+    dbutils = LocalDbutils({"x": value})
+    if message is None:
+        assert params.number(dbutils, "x", low, high) == float(value)
+    else:
+        with pytest.raises(PenguinInputError) as raised:
+            params.number(dbutils, "x", low, high)
+        assert str(raised.value) == message
+
+
 @pytest.mark.parametrize("value", ["lab", "", "./lab", "/Workspace/Users/me/lab"])
 def test_on_databricks_the_lab_folder_must_be_a_volume(monkeypatch, value):
     monkeypatch.setenv("DATABRICKS_RUNTIME_VERSION", "15.4")

@@ -79,10 +79,15 @@ def test_a_table_without_labels_has_no_accuracy(spark, model_uri, tmp_path):
             "Anvers,46.1,13.2,211,4500,1",
             r"in.csv: 1 row cannot be scored, e.g. island 'Anvers' is not in",
         ),
-        ("Biscoe,46.1,13.2,211,heavy,1", r"e.g. BodyMass 'heavy' is not a positive number$"),
+        ("Biscoe,46.1,13.2,211,heavy,1", r"e.g. BodyMass 'heavy' is not a positive number"),
         (
             "Biscoe,46.1,-13.2,211,4500,1",
-            r"e.g. CulmenDepth '-13.2' is not a positive number$",
+            r"e.g. CulmenDepth '-13.2' is not a positive number",
+        ),
+        # Finite as a double, inf as the model's float32: it was scored Adelie, NaN probabilities.
+        (
+            "Biscoe,46.1,13.2,211,1e39,1",
+            r"e.g. BodyMass '1e39' is not a positive number up to 3\.4e38 \(float32\)$",
         ),
         ("Biscoe,46.1,13.2,211,4500,7", r"e.g. Species '7' is not 0 to 2$"),
     ],

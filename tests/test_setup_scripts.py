@@ -13,12 +13,15 @@ import configparser
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from penguins.bundle import load_bundle
 
 SETUP = Path(__file__).resolve().parents[1] / "setup"
 BASH = shutil.which("bash") or "/bin/bash"
@@ -27,6 +30,7 @@ HOST = "adb-0000000000000000.0.azuredatabricks.net"  # made up: a real one has a
 TAG = {"created-by": "penguin-classifier"}
 CHANGES = ("az provider register", "az group create", "az databricks workspace create")
 CHANGES += ("az group delete", "databricks bundle deploy", "databricks bundle destroy")
+CHANGES += ("databricks model-versions delete",)
 
 FAKE = """#!{python}
 import json, os, sys
@@ -103,14 +107,34 @@ MADE = [
 ]
 WORKSPACE = {"type": "Microsoft.Databricks/workspaces", "name": WS, "id": WS_ID, "tags": TAG}
 STORAGE = {"type": "Microsoft.Storage/storageAccounts", "name": "mydata", "id": "/x", "tags": None}
+# The user's dev model as `bundle summary -o json` shows it: its name from the configuration (the
+# development-mode prefix added), its id, the full name, from the deployment's state.
+MODEL = "databricks_1a2b3c4.default.dev_ada_penguin_classifier"
+
+
+def summary(model_id=MODEL, name="dev_ada_penguin_classifier"):
+    """`databricks bundle summary -o json`: the part cleanup.sh reads (id: None when undeployed)."""
+    model = {"catalog_name": "main", "schema_name": "default", "name": name}
+    model.update({"id": model_id} if model_id else {})
+    return json.dumps({"resources": {"registered_models": {"penguin_classifier": model}}})
+
+
+def versions(*numbers):
+    """`databricks model-versions list FULL_NAME -o json`, in no particular order like the API."""
+    return json.dumps([{"model_name": MODEL, "version": n} for n in numbers])
+
+
 CLEANUP = [
     ("az account show", {"id": SUB, "name": "Lab subscription"}),
     ("az group show", {"name": GROUP, "tags": TAG}),
     ("az resource list", [WORKSPACE]),
     ("az resource show", {"properties": {"workspaceUrl": HOST}}),
     ("az", ""),
+    ("databricks bundle summary", summary()),
+    ("databricks model-versions list", versions(3, 1)),
     ("databricks", ""),
 ]
+DELETES = [f"databricks model-versions delete {MODEL} {n}" for n in (1, 3)]
 
 
 def run(tmp_path, script, *args, answers=FRESH):
@@ -150,8 +174,13 @@ def changes(calls):
         ("setup.sh", ["--region", "West Europe"], "--region: a name such as westeurope"),
         ("setup.sh", ["--resource-group", "msl/x"], "--resource-group: up to 90 letters"),
         ("setup.sh", ["--profile", "a b"], "--profile: letters, digits"),
+        ("setup.sh", ["--target", "prod"], "--target: dev or scale (prod is deployed by hand"),
+        ("setup.sh", ["--num-workers", "2"], "--num-workers: only for --target scale"),
+        ("setup.sh", ["--target", "scale", "--num-workers", "0"], "--num-workers: a whole number"),
+        ("setup.sh", ["--target", "scale", "--num-workers", "2;x"], "--num-workers: a whole num"),
         ("cleanup.sh", [], "--resource-group is required"),
         ("cleanup.sh", ["--resource-group", GROUP, "--now"], "unknown option '--now'"),
+        ("cleanup.sh", ["--resource-group", GROUP, "--target", "prod"], "--target: dev or scale"),
     ],
 )
 def test_bad_arguments_get_one_line_and_exit_2(tmp_path, script, args, message):
@@ -212,6 +241,71 @@ def test_an_unknown_region_is_its_own_error(tmp_path):
         "setup.sh: unknown region 'marsnorth' ('az account list-locations -o table' lists them)"
     )
     assert not any(argv[1] == "vm" for argv, _ in calls)
+
+
+# Every node is Standard_D4ds_v5, 4 vCPUs. dev: the interactive cluster and the job's, a node
+# each. scale: the job's single node, plus its distribute cluster's driver and workers.
+WORKERS = int(load_bundle()["variables"]["num_workers"]["default"])  # 2
+
+
+@pytest.mark.parametrize(
+    ("options", "needed"),
+    [
+        ([], 8),
+        (["--target", "scale"], 4 * (2 + WORKERS)),  # 16
+        (["--target", "scale", "--num-workers", "4"], 4 * (2 + 4)),  # 24
+    ],
+)
+def test_a_region_needs_the_vcpus_of_the_chosen_target(tmp_path, options, needed):
+    target = "scale" if options else "dev"
+    workers = options[3] if len(options) == 4 else str(WORKERS)
+    again = ["--target", "scale", "--num-workers", workers] if options else []  # printed for later
+    for free in (needed, needed - 1):  # just enough, then one short
+        quota = [("az vm list-usage --location westeurope", usage((0, free)))]
+        args = ["--dry-run", "--region", "westeurope", *options]
+        result, _ = run(tmp_path, "setup.sh", *args, answers=quota + FRESH)
+        assert f"westeurope: {free} vCPUs free for Standard_D4ds_v5" in result.stderr
+        assert f"{needed} needed." in result.stderr
+        if free < needed:
+            assert result.returncode == 1
+            assert result.stderr.splitlines()[-1].startswith(
+                f"setup.sh: no region of westeurope has {needed} free vCPUs for Standard_D4ds_v5"
+                f" (target {target}: {needed // 4} nodes of 4 vCPUs"
+            )
+            continue
+        assert result.returncode == 0, result.stderr
+        (deploy,) = [s for s in result.stdout.splitlines() if s.startswith("DRY-RUN: env")]
+        words = shlex.split(deploy)
+        assert words[3:8] == ["databricks", "bundle", "deploy", "-t", target]
+        assert words[8] == "--var" and words[9].startswith("catalog=")
+        assert words[10:] == (["--var", f"num_workers={workers}"] if options else [])
+        # What it prints for later chooses the same target, with as many workers, again.
+        rerun = re.search(r"reusing all of it: +(.*)", result.stdout)[1]
+        assert shlex.split(rerun)[5:] == again
+        cleanup = re.search(r"when you are done: +(.*)", result.stdout)[1]
+        assert shlex.split(cleanup)[5:] == again[:2]
+
+
+def test_the_commands_it_prints_are_shell_quoted(tmp_path):
+    # Values from Azure and from the workspace, with spaces and shell characters in them.
+    sub, catalog = "sub 1; touch pwned", "lab's catalog $(touch pwned)"
+    answers = [
+        ("az account show", {"id": sub, "name": "Lab subscription"}),
+        ("databricks metastores current", json.dumps({"default_catalog_name": catalog})),
+    ]
+    result, calls = run(tmp_path, "setup.sh", answers=answers + MADE + FRESH)
+    assert result.returncode == 0, result.stderr
+    ((deploy, _),) = [c for c in calls if c[0][1:3] == ["bundle", "deploy"]]
+    assert deploy[-2:] == ["--var", f"catalog={catalog}"]
+    # Each command printed for later, read back as a shell reads it, has those values whole.
+    later = result.stdout.split("From the repository root:\n")[1].splitlines()
+    assert [shlex.split(line.split(":  ")[-1]) for line in later] == [
+        ["export", "DATABRICKS_CONFIG_PROFILE=penguins"],
+        ["databricks", "bundle", "deploy", "-t", "dev", "--var", f"catalog={catalog}"],
+        ["databricks", "bundle", "run", "penguin_training", "-t", "dev"],
+        ["setup/setup.sh", "--subscription", sub, "--resource-group", GROUP],
+        ["setup/cleanup.sh", "--subscription", sub, "--resource-group", GROUP],
+    ]
 
 
 def test_setup_tags_what_it_creates_writes_an_azure_cli_profile_and_deploys(tmp_path):
@@ -301,15 +395,118 @@ def test_cleanup_destroys_the_bundle_first_then_deletes_the_group(tmp_path, reac
         tmp_path, "cleanup.sh", "--resource-group", GROUP, "--yes", answers=me + CLEANUP
     )
     assert result.returncode == 0, result.stderr
-    destroy = ["databricks bundle destroy -t dev --auto-approve"] if reachable else []
+    destroy = [*DELETES, "databricks bundle destroy -t dev --auto-approve"] if reachable else []
     assert changes(calls) == destroy + [
         f"az group delete --name {GROUP} --yes --subscription {SUB}"
     ]
     if reachable:
         (env,) = [env for argv, env in calls if argv[1:3] == ["bundle", "destroy"]]
         assert env["DATABRICKS_AZURE_RESOURCE_ID"] == WS_ID
-    else:  # the volume outlives the group: say so
-        assert "its lab volume will outlive the group" in result.stderr
+    else:  # the volume and the model outlive the group: say so
+        assert "its lab volume and registered model will outlive the group" in result.stderr
+
+
+def test_cleanup_deletes_your_dev_model_versions_before_the_destroy_and_says_so(tmp_path):
+    # `bundle destroy` deletes the model with a plain delete, which fails while it has versions
+    # (databricks/cli#1848): the versions go first, all of them, then the destroy, then Azure.
+    result, calls = run(tmp_path, "cleanup.sh", "--resource-group", GROUP, "--yes", answers=CLEANUP)
+    assert result.returncode == 0, result.stderr
+    assert changes(calls) == [
+        f"databricks model-versions delete {MODEL} 1",
+        f"databricks model-versions delete {MODEL} 3",
+        "databricks bundle destroy -t dev --auto-approve",
+        f"az group delete --name {GROUP} --yes --subscription {SUB}",
+    ]
+    # The model is the one the deployment's state names, read in that workspace, from the bundle.
+    (summary_call,) = [c for c in calls if c[0][1:3] == ["bundle", "summary"]]
+    assert summary_call[0][3:] == ["-t", "dev", "-o", "json"]
+    assert summary_call[1]["DATABRICKS_AZURE_RESOURCE_ID"] == WS_ID
+    assert result.stdout.splitlines() == [
+        f"Deleted versions 1, 3 of registered model {MODEL}.",
+        f"Deleted resource group {GROUP} (subscription {SUB}).",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("state", "message"),
+    [
+        # Never deployed (or the model already gone): the state has no id for it.
+        (summary(model_id=None), "Your deployment of dev has no registered model"),
+        # The state's model is not the one the configuration names for this user.
+        (summary(model_id="main.default.penguin_classifier"), "is not your development model"),
+        # A name without the development-mode prefix is nobody's own dev model.
+        (summary("main.default.penguins", name="penguins"), "is not your development model"),
+    ],
+)
+def test_cleanup_deletes_the_versions_of_no_other_model(tmp_path, state, message):
+    answers = [("databricks bundle summary", state)] + CLEANUP
+    result, calls = run(tmp_path, "cleanup.sh", "--resource-group", GROUP, "--yes", answers=answers)
+    assert result.returncode == 0, result.stderr
+    assert message in result.stderr
+    assert not any(argv[1] == "model-versions" for argv, _ in calls)
+    assert changes(calls) == [
+        "databricks bundle destroy -t dev --auto-approve",
+        f"az group delete --name {GROUP} --yes --subscription {SUB}",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("failing", "changed", "message"),
+    [
+        (
+            (f"databricks model-versions delete {MODEL} 3", "Error: PERMISSION_DENIED\n", 1),
+            DELETES,
+            f"could not delete version 3 of {MODEL} (the error is above; deleted before it: 1);"
+            " nothing deleted in Azure",
+        ),
+        (
+            ("databricks bundle destroy", "Error: cannot delete registered model\n", 1),
+            [*DELETES, "databricks bundle destroy -t dev --auto-approve"],
+            "databricks bundle destroy failed (the error is above); nothing deleted in Azure:"
+            " fix it, then run cleanup again",
+        ),
+        (
+            ("databricks bundle summary", "Error: cannot read the deployment state\n", 1),
+            [],
+            "could not read your deployment of dev (the error is above); nothing deleted",
+        ),
+    ],
+)
+def test_a_failure_in_the_workspace_stops_cleanup_before_azure(tmp_path, failing, changed, message):
+    answers = [failing] + CLEANUP
+    result, calls = run(tmp_path, "cleanup.sh", "--resource-group", GROUP, "--yes", answers=answers)
+    assert result.returncode == 1
+    assert result.stderr.splitlines()[-1] == f"cleanup.sh: {message}"
+    assert changes(calls) == changed
+
+
+def test_versions_it_cannot_list_are_left_to_the_destroy(tmp_path):
+    missing = [("databricks model-versions list", "Error: model does not exist\n", 1)]
+    answers = missing + CLEANUP
+    result, calls = run(tmp_path, "cleanup.sh", "--resource-group", GROUP, "--yes", answers=answers)
+    assert result.returncode == 0, result.stderr
+    assert f"Could not list the versions of {MODEL} (the error is above)" in result.stderr
+    assert changes(calls) == [
+        "databricks bundle destroy -t dev --auto-approve",
+        f"az group delete --name {GROUP} --yes --subscription {SUB}",
+    ]
+
+
+def test_cleanup_of_the_scale_target_destroys_that_one(tmp_path):
+    scale = MODEL + "_scale"
+    answers = [
+        ("databricks bundle summary", summary(scale, name="dev_ada_penguin_classifier_scale")),
+        ("databricks model-versions list", versions(1)),
+    ]
+    args = ["--resource-group", GROUP, "--target", "scale", "--yes"]
+    result, calls = run(tmp_path, "cleanup.sh", *args, answers=answers + CLEANUP)
+    assert result.returncode == 0, result.stderr
+    assert [argv[3:5] for argv, _ in calls if argv[1] == "bundle"] == [["-t", "scale"]] * 2
+    assert changes(calls) == [
+        f"databricks model-versions delete {scale} 1",
+        "databricks bundle destroy -t scale --auto-approve",
+        f"az group delete --name {GROUP} --yes --subscription {SUB}",
+    ]
 
 
 def test_cleanup_dry_run_and_an_unanswered_question_change_nothing(tmp_path):
@@ -319,6 +516,8 @@ def test_cleanup_dry_run_and_an_unanswered_question_change_nothing(tmp_path):
     assert result.returncode == 0, result.stderr
     assert changes(calls) == []
     assert result.stdout.splitlines() == [
+        f"DRY-RUN: databricks model-versions delete {MODEL} 1  # in https://{HOST}",
+        f"DRY-RUN: databricks model-versions delete {MODEL} 3  # in https://{HOST}",
         f"DRY-RUN: databricks bundle destroy -t dev --auto-approve  # in https://{HOST}",
         f"DRY-RUN: az group delete --name {GROUP} --yes --subscription {SUB}",
     ]

@@ -54,6 +54,15 @@ def test_history_lines_are_the_labs(splits):
     )
 
 
+def test_a_loss_turned_nan_stops_training_before_anything_is_saved(tmp_lab):
+    # lr=1e30: Adam's first steps make the weights inf, the loss NaN (a model of NaN weights
+    # was once committed and registered).
+    before = (tmp_lab.weights.parent / "_manifest.json").read_bytes()
+    with pytest.raises(PenguinInputError, match=r"^epoch 1: the loss is nan, .*\(lr\)$"):
+        train_stage(tmp_lab, epochs=3, lr=1e30, log=None)
+    assert (tmp_lab.weights.parent / "_manifest.json").read_bytes() == before
+
+
 def test_train_stage_outputs_and_history(lab):
     history = read_json(lab.history)
     assert history["epochs"] == 100 and len(history["history"]) == 100

@@ -36,6 +36,7 @@ from .evaluate import evaluate_weights
 from .layout import Handover, Lab, read_json, write_json
 from .rank_training import ddp_training, train_rank_horovod, train_rank_torch
 from .runtime import on_databricks
+from .train import check_loss
 
 BACKENDS = ["auto", "horovod", "torch"]
 
@@ -73,15 +74,21 @@ def choose_launch(
     return Launch("horovod", "horovod.spark.run")
 
 
-def check_num_processes(num_processes: int, slots: int | None, launch: Launch, local_mode: bool):
-    """Spark launchers need a task slot per process; fail now rather than wait for a timeout."""
+def check_num_processes(
+    num_processes: int, slots: int | None, cores: int | None, launch: Launch, local_mode: bool
+):
+    """A process per Spark task slot (Spark launchers, or processes on the workers), else per
+    core of the driver: fail now rather than wait for a timeout. ``None``: not known."""
     if num_processes < 1:
         raise PenguinInputError(f"parameter num_processes: {num_processes} is below 1")
-    needs_slots = launch.launcher == "horovod.spark.run" or not local_mode
-    if needs_slots and slots is not None and num_processes > slots:
+    if launch.launcher == "horovod.spark.run" or not local_mode:
+        limit, unit, where = slots, "Spark task slots", "this cluster has"
+    else:
+        limit, unit, where = cores, "cores", "the driver has"
+    if limit is not None and num_processes > limit:
         raise PenguinInputError(
-            f"parameter num_processes: {num_processes} processes need {num_processes} Spark task "
-            f"slots, this cluster has {slots}"
+            f"parameter num_processes: {num_processes} processes need {num_processes} {unit}, "
+            f"{where} {limit}"
         )
 
 
@@ -284,7 +291,7 @@ def launch_training(
     import torch
 
     sc = spark.sparkContext  # starts a lazy local session: the Spark launchers need one
-    check_num_processes(num_processes, sc.defaultParallelism, launch, local_mode)
+    check_num_processes(num_processes, sc.defaultParallelism, os.cpu_count(), launch, local_mode)
     # Ranks (on any node) write their error lines here: the lab folder is shared storage.
     run_dir = lab.folder("distributed") / f"_run-{uuid.uuid4().hex[:12]}"
     run_dir.mkdir(parents=True)
@@ -312,6 +319,7 @@ def launch_training(
         raise PenguinRunError(f"{launch.launcher} failed: {rank_error(run_dir, error)}") from None
     finally:
         shutil.rmtree(run_dir, ignore_errors=True)
+    check_loss(epochs, result["train_loss"])  # the ranks' mean; NaN once any rank's weights are
     return {**result, "wall_s": time.perf_counter() - start}
 
 
@@ -325,7 +333,7 @@ def begin_handover(
     local_mode: bool,
 ) -> Handover:
     """Check the inputs, then start the hand-over of ``distributed/`` (uncommitting it)."""
-    lab.require("prepared", "model", "evaluation")
+    inputs = lab.require("prepared", "model", "trained", "evaluation")
     parameters = {
         "backend": launch.backend,
         "num_processes": num_processes,
@@ -334,7 +342,7 @@ def begin_handover(
         "batch_size": batch_size,
         "local_mode": local_mode,
     }
-    return Handover(lab.folder("distributed"), "06_distribute", parameters)
+    return Handover(lab.folder("distributed"), "06_distribute", parameters, inputs)
 
 
 def write_distributed(handover: Handover, lab: Lab, launch: Launch, result: dict) -> dict:

@@ -126,9 +126,10 @@ def write_evaluation(handover: Handover, lab: Lab, metrics: dict, new_penguin: d
 
 def evaluate_stage(lab: Lab, new_penguin: str = LAB_PENGUIN, log=print) -> dict:
     """The whole stage as notebook 05 runs it, without MLflow and without displaying figures."""
-    lab.require("prepared", "model", "trained")
+    inputs = lab.require("prepared", "model", "trained")
     penguin = Penguin.parse(new_penguin)
-    handover = Handover(lab.folder("evaluation"), "05_evaluate", {"new_penguin": new_penguin})
+    parameters = {"new_penguin": new_penguin}
+    handover = Handover(lab.folder("evaluation"), "05_evaluate", parameters, inputs)
     save_figure(plot_losses(read_json(lab.history)["history"]), handover.local / lab.loss_plot.name)
     model = load_model(lab.model_config, lab.weights)
     log(layer_summary(model))

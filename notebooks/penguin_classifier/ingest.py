@@ -16,6 +16,7 @@ from pathlib import Path
 
 from .errors import PenguinInputError
 from .layout import Handover, Lab
+from .values import MEASUREMENT, is_measurement
 
 LAB_URL = (
     "https://raw.githubusercontent.com/MicrosoftLearning/mslearn-databricks/main/data/penguins.csv"
@@ -24,7 +25,6 @@ MEASUREMENTS = ["CulmenLength", "CulmenDepth", "FlipperLength", "BodyMass"]
 COLUMNS = ["Island", *MEASUREMENTS, "Species"]
 SPECIES = ["Adelie", "Gentoo", "Chinstrap"]
 MISSING = {"", "NA", "NaN", "nan"}
-FLOAT32_MAX = 3.4028234663852886e38
 
 
 @dataclass
@@ -99,10 +99,9 @@ def check_number(value: str, name: str, line: int, column: str) -> None:
         raise PenguinInputError(
             f"{name} line {line}: column {column}: {value!r} is not a number"
         ) from None
-    # float32 is what the model sees: 1e39 is finite here but inf there.
-    if not (0 < number <= FLOAT32_MAX):
+    if not is_measurement(number):
         raise PenguinInputError(
-            f"{name} line {line}: column {column}: {value!r} is not a finite positive number"
+            f"{name} line {line}: column {column}: {value!r} is not {MEASUREMENT}"
         )
 
 

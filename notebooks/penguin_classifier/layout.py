@@ -18,9 +18,15 @@ Each stage owns one folder of the lab folder and commits it with a record writte
 On Databricks the lab folder is a Unity Catalog volume, a FUSE mount where ``rename`` and ``link``
 fail with ENOSYS and files cannot be appended to or rewritten in place (Databricks: "work on local
 disk, then copy"). So a stage never renames anything in the lab folder: a :class:`Handover`
-removes the folder's record, lets the stage build its files on local disk, copies them in with
-plain sequential writes and writes the record last. Readers (:meth:`Lab.require`) check every
-file against the record, so what a crashed or refused stage leaves behind is never used.
+replaces the folder's record by a pending one, lets the stage build its files on local disk,
+copies them in with plain sequential writes and writes the record last. Readers
+(:meth:`Lab.require`) check every file against the record, that the record is the expected
+stage's, and that the folders it was built from were not committed again since; so what a
+crashed, refused or outdated stage leaves behind is never used.
+
+The project deletes only what it wrote: a hand-over replaces a folder only when it is empty or
+holds an earlier commit of the same stage and nothing else, and a lab folder holds only the
+stages' folders (:meth:`Lab.check`). Anything else is refused before anything is touched.
 """
 
 from __future__ import annotations
@@ -51,6 +57,12 @@ STAGES = {
 }
 
 
+# What a local run (``penguins run``) creates in the lab folder to take it for itself.
+LOCK = "_lock.json"
+# The folder names a stage (or the scoring job, by default) commits in the lab folder.
+LAB_FOLDERS = (*STAGES, "scored")
+
+
 @dataclass(frozen=True)
 class Lab:
     """The lab folder: ``Lab("lab").train`` is ``lab/prepared/train.parquet``."""
@@ -78,10 +90,41 @@ class Lab:
     distributed_metrics = property(lambda self: self.root / "distributed" / "distributed.json")
     mlflow_record = property(lambda self: self.root / "metrics" / "mlflow.json")
 
-    def require(self, *folders: str) -> None:
-        """Check each folder's files against its record; one line naming the stage if not."""
-        for name in folders:
-            verify(self.folder(name), STAGES[name])
+    def require(self, *folders: str) -> dict[str, str]:
+        """Check each folder against its record; ``{folder: digest of its record}``, the
+        ``inputs`` of the hand-over built from them. One line naming the stage to run if not."""
+        return {name: verify(self.folder(name), STAGES[name]) for name in folders}
+
+    def check(self) -> Lab:
+        """Refuse a lab folder that is ``/`` or holds anything no stage wrote; return it."""
+        root = self.root
+        if root.resolve() == Path(root.anchor or "/").resolve():
+            raise PenguinInputError(f"lab folder {root}: the root folder cannot be a lab folder")
+        if root.exists() and not root.is_dir():
+            raise PenguinInputError(f"lab folder {root} is a file, not a folder")
+        if root.is_dir():
+            foreign = [p.name for p in sorted(root.iterdir()) if not lab_entry(p)]
+            if foreign:
+                raise PenguinInputError(
+                    f"lab folder {root} holds files no stage wrote ({shortlist(foreign)}): "
+                    "choose an empty or new folder for lab_dir"
+                )
+        return self
+
+
+def lab_entry(path: Path) -> bool:
+    """Whether ``path``, directly in a lab folder, is the project's: the run lock, a stage's
+    folder, or a folder committed (or being committed) by a record."""
+    if path.name == LOCK and path.is_file():
+        return True
+    if not path.is_dir():
+        return False
+    return path.name in LAB_FOLDERS or (path / MANIFEST).is_file()
+
+
+def shortlist(names: list[str], most: int = 3) -> str:
+    shown = ", ".join(names[:most])
+    return shown if len(names) <= most else f"{shown} and {len(names) - most} more"
 
 
 def sha256(path: Path) -> str:
@@ -101,17 +144,42 @@ def describe(folder: Path) -> dict[str, dict]:
     }
 
 
-def verify(folder: Path, stage: str) -> dict:
-    """The folder's record, once every file it lists is there, whole and unchanged."""
-    again = f"run {stage} again"
-    record = folder / MANIFEST
-    if not record.is_file():
-        raise PenguinInputError(f"{folder} is not committed (no {MANIFEST}): run {stage} first")
+def read_record(folder: Path) -> dict | None:
+    """The folder's record, ``None`` without one; a record that is not a JSON object raises."""
+    path = folder / MANIFEST
+    if not path.is_file():
+        return None
     try:
-        manifest = json.loads(record.read_text())
-        files = manifest["files"]
-    except (ValueError, KeyError, TypeError):
-        raise PenguinInputError(f"{record} is unreadable: {again}") from None
+        record = json.loads(path.read_text())
+    except ValueError:
+        record = None
+    if not isinstance(record, dict) or not isinstance(record.get("stage"), str):
+        raise PenguinInputError(f"{path} is unreadable")
+    return record
+
+
+def verify(folder: Path, stage: str) -> str:
+    """The digest of the folder's record, once the record is ``stage``'s, every file it lists is
+    there, whole and unchanged, and every folder it was built from is still the one it read."""
+    again = f"run {stage} again"
+    try:
+        manifest = read_record(folder)
+    except PenguinInputError as error:
+        raise PenguinInputError(f"{error}: {again}") from None
+    if manifest is None:
+        raise PenguinInputError(f"{folder} is not committed (no {MANIFEST}): run {stage} first")
+    if manifest.get("pending"):
+        raise PenguinInputError(
+            f"{folder} is not committed (a hand-over of {manifest['stage']} did not finish): "
+            f"run {stage} first"
+        )
+    if manifest["stage"] not in writers(folder.name, stage):
+        raise PenguinInputError(
+            f"{folder} holds a commit of {manifest['stage']}, not of {stage}: {again}"
+        )
+    files = manifest.get("files")
+    if not isinstance(files, dict):
+        raise PenguinInputError(f"{folder / MANIFEST} is unreadable: {again}")
     for name, expected in files.items():
         path = folder / name
         if not path.is_file():
@@ -123,25 +191,90 @@ def verify(folder: Path, stage: str) -> dict:
             )
         if sha256(path) != expected["sha256"]:
             raise PenguinInputError(f"{path} changed after it was committed: {again}")
-    return manifest
+    for name, digest in manifest.get("inputs", {}).items():
+        source = folder.parent / name / MANIFEST
+        if not source.is_file() or sha256(source) != digest:
+            raise PenguinInputError(
+                f"{folder} was built from an older {folder.parent / name}: {again}"
+            )
+    return sha256(folder / MANIFEST)
+
+
+# metrics/ is committed again by each tracked stage; any other folder by its own stage.
+METRICS_WRITERS = ("04_train", "05_evaluate", "06_distribute")
+
+
+def writers(folder_name: str, stage: str) -> tuple[str, ...]:
+    return METRICS_WRITERS if folder_name == "metrics" and stage in METRICS_WRITERS else (stage,)
+
+
+def check_clearable(folder: Path, stage: str, replaces: tuple[str, ...]) -> None:
+    """Refuse, before anything is touched, a folder that holds anything but an earlier commit
+    (or an unfinished hand-over) of ``replaces``: the project deletes only what it wrote."""
+    if folder.exists() and not folder.is_dir():
+        raise PenguinInputError(f"{folder} is a file, not a folder: {stage} writes a folder")
+    if not folder.is_dir() or not any(folder.iterdir()):
+        return
+    refuse = f"{stage} will not replace {folder}"
+    try:
+        record = read_record(folder)
+    except PenguinInputError:
+        raise PenguinInputError(
+            f"{refuse}: its {MANIFEST} is not a record of this project"
+        ) from None
+    if record is None:
+        names = shortlist(sorted(p.name for p in folder.iterdir()))
+        raise PenguinInputError(
+            f"{refuse}: it holds files this project did not write ({names}); "
+            "choose an empty or new folder"
+        )
+    if record["stage"] not in replaces:
+        raise PenguinInputError(f"{refuse}: it holds a commit of {record['stage']}")
+    if not record.get("pending"):
+        listed = set(record.get("files") or {})
+        extra = [
+            p.relative_to(folder).as_posix()
+            for p in sorted(folder.rglob("*"))
+            if p.is_file() and p.name != MANIFEST and p.relative_to(folder).as_posix() not in listed
+        ]
+        if extra:
+            raise PenguinInputError(
+                f"{refuse}: it holds files {record['stage']} did not commit "
+                f"({shortlist(extra)}); move them away first"
+            )
 
 
 class Handover:
     """A stage's hand-over of its folder, begun when created and finished by :meth:`commit`.
 
-    Creating it removes the folder's old record, then its old files. The stage builds its files
-    in ``local``, a temporary folder on local disk (Spark may write its Parquet straight into
-    ``folder``). :meth:`commit` copies the local files in (plain sequential writes), then writes
-    the record listing every file of ``folder``. A stage that fails before :meth:`commit` leaves
-    its folder uncommitted: no reader will use it.
+    Creating it refuses a folder holding anything but an earlier commit of the same stage
+    (:func:`check_clearable`), then replaces the old record by a *pending* one (the folder stays
+    the stage's, uncommitted, if the stage stops midway) and removes the old files. The stage
+    builds its files in ``local``, a temporary folder on local disk (Spark may write its Parquet
+    straight into ``folder``). :meth:`commit` copies the local files in (plain sequential
+    writes), then writes the record listing every file of ``folder`` and ``inputs``: the digest
+    of each lab folder's record it was built from (:meth:`Lab.require`). A stage that fails
+    before :meth:`commit` leaves its folder uncommitted: no reader will use it.
     """
 
-    def __init__(self, folder: str | os.PathLike, stage: str, parameters: dict | None = None):
+    def __init__(
+        self,
+        folder: str | os.PathLike,
+        stage: str,
+        parameters: dict | None = None,
+        inputs: dict[str, str] | None = None,
+        replaces: tuple[str, ...] | None = None,
+    ):
         self.folder, self.stage, self.parameters = Path(folder), stage, parameters or {}
-        (self.folder / MANIFEST).unlink(missing_ok=True)
-        if self.folder.exists():
-            shutil.rmtree(self.folder)
-        self.folder.mkdir(parents=True)
+        self.inputs = inputs or {}
+        check_clearable(self.folder, stage, replaces or (stage,))
+        record = self.folder / MANIFEST
+        record.unlink(missing_ok=True)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        write_json(record, {"stage": stage, "pending": True, "parameters": self.parameters})
+        for path in self.folder.iterdir():
+            if path.name != MANIFEST:
+                shutil.rmtree(path) if path.is_dir() else path.unlink()
         self._local = tempfile.TemporaryDirectory(prefix=f"penguins-{self.folder.name}-")
         self.local = Path(self._local.name)
 
@@ -157,10 +290,13 @@ class Handover:
         manifest = {
             "stage": self.stage,
             "parameters": self.parameters,
+            "inputs": self.inputs,
             "committed": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "files": describe(self.folder),
         }
-        (self.folder / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+        # The pending record goes, the record comes: a delete and a new file, never a rewrite.
+        (self.folder / MANIFEST).unlink()
+        write_json(self.folder / MANIFEST, manifest)
         return manifest
 
     def close(self) -> None:
@@ -169,9 +305,15 @@ class Handover:
 
 
 @contextmanager
-def handover(folder: str | os.PathLike, stage: str, parameters: dict | None = None):
+def handover(
+    folder: str | os.PathLike,
+    stage: str,
+    parameters: dict | None = None,
+    inputs: dict[str, str] | None = None,
+    replaces: tuple[str, ...] | None = None,
+):
     """``with handover(folder, stage) as out:`` build the files in ``out``; commit on success."""
-    stage_handover = Handover(folder, stage, parameters)
+    stage_handover = Handover(folder, stage, parameters, inputs, replaces)
     try:
         yield stage_handover.local
         stage_handover.commit()

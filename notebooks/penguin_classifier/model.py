@@ -73,6 +73,7 @@ def save_initial_model(lab: Lab, model: PenguinNet, seed: int) -> None:
         "seed": seed,
         "parameters": parameter_count(model),
     }
-    with handover(lab.model_config.parent, "03_model", config) as out:
+    inputs = lab.require("prepared")
+    with handover(lab.model_config.parent, "03_model", config, inputs) as out:
         write_json(out / lab.model_config.name, config)
         save_weights(model, out / lab.initial_weights.name)

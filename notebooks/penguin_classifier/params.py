@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import math
+from pathlib import Path
+
 from .errors import PenguinInputError
-from .layout import Lab
+from .layout import STAGES, Lab, check_clearable
 from .runtime import on_databricks
 
 
@@ -23,13 +26,22 @@ def integer(dbutils, name: str, minimum: int | None = None) -> int:
 
 
 def number(dbutils, name: str, low: float | None = None, high: float | None = None) -> float:
+    """A finite number, above ``low`` and below ``high`` where they are given.
+
+    Written as ``low < result < high`` holding, not as a bound broken: NaN compares false with
+    both, and inf is above any ``low``.
+    """
     value = text(dbutils, name)
     try:
         result = float(value)
     except ValueError:
         raise PenguinInputError(f"parameter {name}: {value!r} is not a number") from None
-    if (low is not None and result <= low) or (high is not None and result >= high):
-        raise PenguinInputError(f"parameter {name}: {result} is not between {low} and {high}")
+    above = low is None or result > low
+    below = high is None or result < high
+    if not (math.isfinite(result) and above and below):
+        bounds = [f"above {low}"] * (low is not None) + [f"below {high}"] * (high is not None)
+        wanted = " ".join(["a finite number", " and ".join(bounds)]).strip()
+        raise PenguinInputError(f"parameter {name}: {value} is not {wanted}")
     return result
 
 
@@ -54,4 +66,21 @@ def lab_dir(dbutils) -> Lab:
             f"parameter lab_dir: {value!r} is not a volume path; on Databricks set lab_dir to "
             "/Volumes/<catalog>/<schema>/<volume> (the bundle's job passes it)"
         )
-    return Lab(value)
+    return Lab(value).check()
+
+
+def output_folder(dbutils, lab: Lab, source: str) -> str:
+    """The scoring job's ``output`` (default ``<lab_dir>/scored``), refused when it is the lab
+    folder, a stage's folder or a folder above the lab, when it holds the input, or when it
+    holds anything but an earlier scoring commit."""
+    value = text(dbutils, "output") or str(lab.folder("scored"))
+    output = Path(value).resolve()
+    root = lab.root.resolve()
+    if output == root or root.is_relative_to(output):
+        raise PenguinInputError(f"parameter output: {value} holds the lab folder {lab.root}")
+    if output.parent == root and output.name in STAGES:
+        raise PenguinInputError(f"parameter output: {value} is the folder of {STAGES[output.name]}")
+    if "/" in source and Path(source).resolve().is_relative_to(output):
+        raise PenguinInputError(f"parameter output: {value} holds the input {source}")
+    check_clearable(Path(value), "07_score", ("07_score",))  # before any work, not after
+    return value

@@ -16,6 +16,7 @@ import torch
 from .errors import PenguinInputError
 from .layout import Lab, read_json
 from .model import load_model
+from .values import MEASUREMENT, is_measurement
 
 MEASUREMENTS = ["CulmenLength", "CulmenDepth", "FlipperLength", "BodyMass"]
 INPUTS = ["Island", *MEASUREMENTS]
@@ -57,7 +58,8 @@ def check_frame(frame: pd.DataFrame, spec: dict) -> None:
     """Raise PenguinInputError, one line, for a value the model cannot take.
 
     A missing column, an island not in the saved vocabulary, a measurement that is not a finite
-    positive number (missing values included). The row is named when there are several.
+    positive float32 (missing values included; :mod:`values`). The row is named when there are
+    several.
     """
     missing = [c for c in INPUTS if c not in frame.columns]
     if missing:
@@ -67,17 +69,21 @@ def check_frame(frame: pd.DataFrame, spec: dict) -> None:
     bad = {"Island": ~frame["Island"].isin(islands)}
     for column in MEASUREMENTS:
         values = numbers(frame[column])
-        bad[column] = ~(np.isfinite(values) & (values > 0))
+        bad[column] = ~is_measurement(values)
     for column, rows in bad.items():
         if rows.any():
             i = int(np.argmax(rows.to_numpy()))
             value = frame[column].iloc[i]
-            where = f"row {frame.index[i]}, " if len(frame) > 1 else ""
             if column == "Island":
                 problem = f"island {value!r} is not in the saved vocabulary {islands}"
             else:
-                problem = f"{column}: {value} is not a positive number"
-            raise PenguinInputError(where + problem)
+                problem = f"{column}: {value} is not {MEASUREMENT}"
+            raise PenguinInputError(row_name(frame, i) + problem)
+
+
+def row_name(frame: pd.DataFrame, i: int) -> str:
+    """``"row <index label>, "`` for the ``i``-th row of a frame of several; else nothing."""
+    return f"row {frame.index[i]}, " if len(frame) > 1 else ""
 
 
 def numbers(column: pd.Series) -> pd.Series:
@@ -110,9 +116,20 @@ def probability_column(species: str) -> str:
 
 
 def classify_frame(model, frame: pd.DataFrame, spec: dict) -> pd.DataFrame:
-    """``species`` (the most likely) and ``probability_<species>`` for each row of ``frame``."""
+    """``species`` (the most likely) and ``probability_<species>`` for each row of ``frame``.
+
+    Never NaN: values near float32's largest can overflow the network's arithmetic even so
+    (``CulmenDepth`` 3.4e38), and such a row is refused, as is any row of a model whose weights
+    are not numbers.
+    """
     with torch.no_grad():
         probabilities = model(encode_frame(frame, spec)).exp().numpy().astype("float64")
+    lost = ~np.isfinite(probabilities).all(axis=1)
+    if lost.any():
+        raise PenguinInputError(
+            f"{row_name(frame, int(np.argmax(lost)))}the model's probabilities are NaN: these "
+            "values overflow its float32 arithmetic, or its weights are not numbers"
+        )
     species = spec["species"]
     result = pd.DataFrame({"species": np.array(species)[probabilities.argmax(axis=1)]})
     for i, name in enumerate(species):

@@ -21,6 +21,7 @@ from pyspark.sql.types import StringType, StructField, StructType
 from .errors import PenguinInputError
 from .ingest import COLUMNS, SPECIES
 from .layout import Handover, Lab, write_json
+from .values import MEASUREMENT, is_measurement
 
 FEATURES = ["IslandIdx", "CulmenLength", "CulmenDepth", "FlipperScaled", "MassScaled"]
 LABEL = "Species"
@@ -122,10 +123,10 @@ def split_sizes(data: DataFrame, test_fraction: float) -> dict[int, tuple[int, i
     for row in stats.collect():
         for c in measurements:
             low, high = row[f"min_{c}"], row[f"max_{c}"]
-            if not (low > 0 and math.isfinite(high)):
+            if not (is_measurement(low) and is_measurement(high)):
                 raise PenguinInputError(
-                    f"column {c}: values from {low} to {high}; every measurement must be a "
-                    "finite positive number"
+                    f"column {c}: values from {low} to {high}; every measurement must be "
+                    + MEASUREMENT
                 )
         n_test = math.floor(row["rows"] * test_fraction + 0.5)
         sizes[row[LABEL]] = (row["rows"] - n_test, n_test)
@@ -205,9 +206,9 @@ def prepare(
     seed: int = 0,
 ) -> PrepareReport:
     """The whole stage, as notebook 02 runs it step by step: ``lab.raw`` to ``prepared/``."""
-    lab.require("raw")
+    inputs = lab.require("raw")
     parameters = {"oversample": oversample_copies, "test_fraction": test_fraction, "seed": seed}
-    handover = Handover(lab.folder("prepared"), "02_prepare", parameters)
+    handover = Handover(lab.folder("prepared"), "02_prepare", parameters, inputs)
     data = clean(read_raw(spark, lab.raw)).cache()
     islands = island_vocabulary(data)
     sizes = split_sizes(data, test_fraction)

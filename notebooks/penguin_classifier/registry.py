@@ -32,6 +32,9 @@ MIN_ACCURACY = 0.97
 # MLflow 3 names a logged model with ``name``; 2.x with ``artifact_path`` (deprecated in 3).
 MLFLOW_3 = Version(mlflow.__version__).major >= 3
 
+# What MLflow says when a model is registered or logged but its files are not there.
+FILES_GONE = ("No such artifact", 'Could not find an "MLmodel"')
+
 # The lab's new penguin and a typical Adelie: the input example stored with the model.
 EXAMPLE = pd.concat(
     [
@@ -85,8 +88,24 @@ def load_pyfunc(model_uri: str):
     try:
         model = mlflow.pyfunc.load_model(model_uri)
     except MlflowException as error:
-        raise PenguinInputError(f"model {model_uri}: {error.message.splitlines()[0]}") from None
+        reason = error.message.splitlines()[0]
+        if reason.startswith(FILES_GONE):
+            reason = f"its files are gone from {artifact_location(model_uri)}"
+        raise PenguinInputError(f"model {model_uri}: {reason}") from None
+    except OSError as error:  # one of its files is missing or unreadable
+        if error.filename is None:
+            raise
+        raise PenguinInputError(f"model {model_uri}: {error.strerror}: {error.filename}") from None
     return model, model.unwrap_python_model().spec
+
+
+def artifact_location(model_uri: str) -> str:
+    """Where the files of a ``models:/`` URI are (the artifact store, for any other URI)."""
+    if not model_uri.startswith("models:/"):
+        return "the artifact store"
+    from mlflow.store.artifact.models_artifact_repo import ModelsArtifactRepository
+
+    return ModelsArtifactRepository.get_underlying_uri(model_uri)
 
 
 def classify_with(model_uri: str, penguin: Penguin) -> tuple[str, dict[str, float]]:

@@ -7,8 +7,11 @@ their default.
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import sys
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -24,11 +27,17 @@ def on_databricks() -> bool:
 
 
 def local_spark(app_name: str = "penguins"):
-    """A small local SparkSession: 2 cores, no UI, few shuffle partitions, quiet logs."""
+    """A small local SparkSession: 2 cores, no UI, few shuffle partitions, quiet logs.
+
+    Its warehouse (where a table would go) is a temporary folder, removed when the process
+    ends: never ``./spark-warehouse`` in the current folder.
+    """
     from pyspark.sql import SparkSession
 
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    warehouse = tempfile.mkdtemp(prefix="penguins-spark-warehouse-")
+    atexit.register(shutil.rmtree, warehouse, ignore_errors=True)
     spark = (
         SparkSession.builder.master("local[2]")
         .appName(app_name)
@@ -39,6 +48,7 @@ def local_spark(app_name: str = "penguins"):
         .config("spark.driver.host", "127.0.0.1")
         .config("spark.driver.bindAddress", "127.0.0.1")
         .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.sql.warehouse.dir", warehouse)
         .getOrCreate()
     )
     spark.sparkContext.setLogLevel("ERROR")

@@ -24,6 +24,7 @@ from pathlib import Path
 import mlflow
 import numpy as np
 import pandas as pd
+from pyspark.errors import AnalysisException
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import DoubleType, StringType, StructField, StructType
@@ -34,6 +35,7 @@ from .layout import Handover, write_json
 from .predict import INPUTS, MEASUREMENTS, probability_column
 from .registry import load_pyfunc
 from .runtime import shipped_data
+from .values import MEASUREMENT, is_measurement
 
 LABEL = "Species"
 PREDICTED = "predicted_species"
@@ -64,12 +66,16 @@ class ScoringReport:
 
 def read_input(spark: SparkSession, source: str) -> DataFrame:
     """A CSV file with a header (a path: it has a ``/`` or ends in ``.csv``) or a table."""
-    if "/" in source or source.endswith(".csv"):
-        if "://" not in source and not source.startswith("dbfs:") and not Path(source).is_file():
-            raise PenguinInputError(f"input {source} not found")
-        data = spark.read.csv(source, header=True, inferSchema=False)
-    else:
-        data = spark.table(source)
+    csv = "/" in source or source.endswith(".csv")
+    local = "://" not in source and not source.startswith("dbfs:")
+    if csv and local and not Path(source).is_file():
+        raise PenguinInputError(f"input {source} not found")
+    try:
+        data = (
+            spark.read.csv(source, header=True, inferSchema=False) if csv else spark.table(source)
+        )
+    except AnalysisException as error:  # no such table or path, a name the catalog cannot hold
+        raise PenguinInputError(f"input {source}: {str(error).strip().splitlines()[0]}") from None
     missing = [c for c in INPUTS if c not in data.columns]
     if missing:
         raise PenguinInputError(f"input {source}: missing columns {missing}; expected {INPUTS}")
@@ -90,7 +96,7 @@ def parse(data: DataFrame, islands: list[str], n_species: int) -> DataFrame:
 
     Missing is null, empty, ``NA`` or ``NaN`` (as 01_ingest reads them); ``_problem`` names the
     first value that is there but wrong: an island not in ``islands``, a measurement that is not
-    a finite positive number, a label that is not 0 to ``n_species - 1``.
+    a finite positive float32 (:mod:`values`), a label that is not 0 to ``n_species - 1``.
     """
     names = [c for c in [*INPUTS, LABEL] if c in data.columns]
     present = {c: text(c).isNotNull() & ~text(c).isin(*MISSING) for c in names}
@@ -106,11 +112,11 @@ def parse(data: DataFrame, islands: list[str], n_species: int) -> DataFrame:
     ]
     for c in MEASUREMENTS:
         value = number(c)
-        bad = value.isNull() | F.isnan(value) | (value <= 0) | (value == float("inf"))
+        bad = value.isNull() | ~is_measurement(value)
         problems.append(
             F.when(
                 present[c] & bad,
-                F.concat(F.lit(f"{c} '"), text(c), F.lit("' is not a positive number")),
+                F.concat(F.lit(f"{c} '"), text(c), F.lit(f"' is not {MEASUREMENT}")),
             )
         )
     columns = [F.when(present["Island"], text("Island")).alias("Island")]

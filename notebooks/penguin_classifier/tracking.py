@@ -7,7 +7,8 @@ Where runs go (:func:`configure`):
 * ``MLFLOW_TRACKING_URI`` (and ``MLFLOW_REGISTRY_URI``) when set: MLflow's own variables win
   (MLflow 3 also sets them when a URI is set, so a process tracks one lab folder);
 * on Databricks: the workspace's tracking server (``databricks``) and Unity Catalog's registry
-  (``databricks-uc``), into the experiment whose workspace path the bundle declares;
+  (``databricks-uc``; ``MLFLOW_REGISTRY_URI`` only, never the tracking URI, overrides it), into
+  the experiment whose workspace path the bundle declares;
 * locally: a SQLite store **next to** the lab folder, ``<lab_dir>/../mlruns/mlflow.db``, with the
   artifacts beside it in ``mlruns/artifacts/``. Not inside the lab folder: on Databricks that
   is a Unity Catalog volume, and SQLite needs random writes, in-place updates and locks that a
@@ -32,9 +33,10 @@ from pathlib import Path
 
 import mlflow
 from mlflow.entities import Metric
+from mlflow.exceptions import MlflowException
 
 from .errors import PenguinInputError
-from .layout import STAGES, Lab, handover, read_json, write_json
+from .layout import METRICS_WRITERS, STAGES, Lab, handover, read_json, write_json
 from .runtime import local_run_id, on_databricks
 
 MODEL_NAME = "penguin_classifier"
@@ -65,12 +67,19 @@ def local_store(lab: Lab) -> Path:
 
 
 def locations(lab: Lab) -> tuple[str, str]:
-    """``(tracking_uri, registry_uri)``: MLflow's variables, else Databricks', else local."""
-    if os.environ.get("MLFLOW_TRACKING_URI"):
-        tracking_uri = os.environ["MLFLOW_TRACKING_URI"]
-        return tracking_uri, os.environ.get("MLFLOW_REGISTRY_URI", tracking_uri)
+    """``(tracking_uri, registry_uri)``: MLflow's variables where set, else Databricks', else
+    the local store.
+
+    On Databricks the registry is never taken from ``MLFLOW_TRACKING_URI`` (``databricks``, the
+    workspace registry): MLflow 2.21+ exports that variable once ``set_tracking_uri`` ran, so a
+    notebook's second run in a session would register outside Unity Catalog.
+    """
+    tracking_uri = os.environ.get("MLFLOW_TRACKING_URI")
+    registry_uri = os.environ.get("MLFLOW_REGISTRY_URI")
     if on_databricks():
-        return "databricks", "databricks-uc"
+        return tracking_uri or "databricks", registry_uri or "databricks-uc"
+    if tracking_uri:
+        return tracking_uri, registry_uri or tracking_uri
     database = f"sqlite:///{local_store(lab) / 'mlflow.db'}"
     return database, database
 
@@ -80,7 +89,8 @@ def configure(lab: Lab, experiment: str | None = MODEL_NAME) -> Tracking:
 
     ``experiment``: a workspace path on Databricks (``/Workspace/Users/.../penguin_classifier``,
     the bundle's experiment), a name elsewhere; ``""`` for the default: the notebook's own
-    experiment on Databricks, ``penguin_classifier`` elsewhere; ``None`` to only load models.
+    experiment on Databricks, ``penguin_classifier`` elsewhere; ``None`` to only load models
+    (from a local store that exists: none is created then).
     """
     tracking_uri, registry_uri = locations(lab)
     if experiment == "" and not tracking_uri.startswith("databricks"):
@@ -93,7 +103,10 @@ def configure(lab: Lab, experiment: str | None = MODEL_NAME) -> Tracking:
     database = None
     if tracking_uri.startswith("sqlite:///"):
         database = Path(tracking_uri.removeprefix("sqlite:///"))
+        if experiment is None and not database.is_file():  # loading models creates no store
+            raise PenguinInputError(f"no MLflow store at {database}: run penguins run first")
         database.parent.mkdir(parents=True, exist_ok=True)
+        open_store(tracking_uri, database)
     mlflow.set_tracking_uri(tracking_uri)
     mlflow.set_registry_uri(registry_uri)
     if experiment:
@@ -103,6 +116,17 @@ def configure(lab: Lab, experiment: str | None = MODEL_NAME) -> Tracking:
             mlflow.create_experiment(experiment, artifact_location=artifacts)
         mlflow.set_experiment(experiment)
     return Tracking(tracking_uri, registry_uri, experiment or "")
+
+
+def open_store(tracking_uri: str, database: Path) -> None:
+    """Open (or create) the SQLite store; one line naming it if it is not a usable store."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    try:
+        mlflow.MlflowClient(tracking_uri)
+    except (SQLAlchemyError, MlflowException) as error:
+        reason = str(getattr(error, "orig", None) or error).splitlines()[0]
+        raise PenguinInputError(f"MLflow store {database} is unreadable: {reason}") from None
 
 
 def start_run(stage: str, job_run_id: str = "", run_id: str | None = None) -> mlflow.ActiveRun:
@@ -194,9 +218,10 @@ def save_record(lab: Lab, folder: str) -> dict:
     before it, joined. So a rerun of 04_train drops the registration of the model it replaced.
     """
     record = dict.fromkeys(RECORD_FIELDS)
-    for name in TRACKED[: TRACKED.index(folder) + 1]:
-        lab.require(name)
+    folders = TRACKED[: TRACKED.index(folder) + 1]
+    inputs = lab.require(*folders)
+    for name in folders:
         record.update(read_json(lab.folder(name) / MLFLOW_JSON))
-    with handover(lab.folder("metrics"), STAGES[folder]) as out:
+    with handover(lab.folder("metrics"), STAGES[folder], None, inputs, METRICS_WRITERS) as out:
         write_json(out / MLFLOW_JSON, record)
     return record

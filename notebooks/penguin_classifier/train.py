@@ -8,6 +8,7 @@ matrices gain nothing from more), and Adam uses its fused kernel where torch has
 
 from __future__ import annotations
 
+import math
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 
@@ -15,6 +16,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from .errors import PenguinInputError
 from .layout import Handover, Lab, read_json, write_json
 from .model import PenguinNet, load_model, save_weights
 
@@ -26,6 +28,10 @@ class Epoch:
     val_loss: float
     val_correct: int
     val_total: int
+
+    def __post_init__(self):
+        check_loss(self.epoch, self.train_loss)
+        check_loss(self.epoch, self.val_loss)
 
     @property
     def val_accuracy(self) -> float:
@@ -42,6 +48,16 @@ class Epoch:
 
     def to_dict(self) -> dict:
         return {**asdict(self), "val_accuracy": self.val_accuracy}
+
+
+def check_loss(epoch: int, loss: float) -> None:
+    """Stop a run whose loss is inf or NaN: its weights are no longer numbers, and every later
+    step keeps them so. Raised from the loop, before anything is saved or committed."""
+    if not math.isfinite(loss):
+        raise PenguinInputError(
+            f"epoch {epoch}: the loss is {loss}, the weights are no longer finite numbers: "
+            "try a smaller learning rate (lr)"
+        )
 
 
 def load_split(path, features: list[str], label: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -154,14 +170,14 @@ def train_stage(
     log=print,
 ) -> list[Epoch]:
     """The whole stage as notebook 04 runs it, without MLflow: initial weights to ``trained/``."""
-    lab.require("prepared", "model")
+    inputs = lab.require("prepared", "model")
     spec = read_json(lab.features)
     model = load_model(lab.model_config, lab.initial_weights)
     train = load_split(lab.train, spec["features"], spec["label"])
     test = load_split(lab.test, spec["features"], spec["label"])
     history = fit(model, train, test, epochs, lr, batch_size, device, log=log)
     parameters = {"epochs": epochs, "lr": lr, "batch_size": batch_size, "device": device}
-    out = Handover(lab.folder("trained"), "04_train", parameters)
+    out = Handover(lab.folder("trained"), "04_train", parameters, inputs)
     write_trained(out, lab, model, history)
     out.commit()
     return history
