@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import math
 
-from penguin_classifier.values import MEASUREMENT, is_measurement
+from penguin_classifier.features import MEASUREMENT, is_measurement
 
 
 class OneLineParser(argparse.ArgumentParser):

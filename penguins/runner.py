@@ -32,6 +32,7 @@ class TaskResult:
     key: str
     seconds: float
     task_values: dict
+    cells: list[tuple[str, float]] = field(default_factory=list)  # (title, seconds) each
 
 
 def notebook_widgets(path: Path) -> dict[str, str]:
@@ -61,8 +62,34 @@ def check_overrides(tasks: list[Task], overrides: dict[str, str]) -> None:
         )
 
 
-def run_notebook(path: Path, widget_values: dict[str, str], spark) -> LocalDbutils:
-    """Execute a notebook file unchanged with Databricks-like globals; return its ``dbutils``."""
+CELL_SEPARATOR = "\n# COMMAND ----------\n"
+
+
+@dataclass
+class Cell:
+    title: str  # its ``# DBTITLE 1,...``, else its first line
+    first_line: int  # in the notebook file, from 1
+    source: str
+
+
+def notebook_cells(path: Path) -> list[Cell]:
+    """The code cells of a Databricks source-format notebook (Markdown cells left out)."""
+    cells, line = [], 1
+    for source in path.read_text().split(CELL_SEPARATOR):
+        lines = [x for x in source.splitlines() if x.strip()]
+        code = [x for x in lines if not x.startswith(("# MAGIC", "# Databricks notebook source"))]
+        if code:
+            titles = [x.split(",", 1)[1] for x in lines if x.startswith("# DBTITLE 1,")]
+            cells.append(Cell(titles[0] if titles else code[0][:60], line, source))
+        line += source.count("\n") + CELL_SEPARATOR.count("\n")
+    return cells
+
+
+def run_notebook(
+    path: Path, widget_values: dict[str, str], spark, cell_times: list | None = None
+) -> LocalDbutils:
+    """Execute a notebook file unchanged, cell by cell, with Databricks-like globals; return
+    its ``dbutils``. ``cell_times`` gets ``(title, seconds)`` for each cell that ran."""
     dbutils = LocalDbutils(widget_values)
     namespace = {
         "__name__": "__notebook__",
@@ -71,7 +98,13 @@ def run_notebook(path: Path, widget_values: dict[str, str], spark) -> LocalDbuti
         "dbutils": dbutils,
         "display": local_display,
     }
-    exec(compile(path.read_text(), str(path), "exec"), namespace)
+    for cell in notebook_cells(path):
+        # Padded so that a traceback names the notebook's own line numbers.
+        code = compile("\n" * (cell.first_line - 1) + cell.source, str(path), "exec")
+        start = time.perf_counter()
+        exec(code, namespace)
+        if cell_times is not None:
+            cell_times.append((cell.title, time.perf_counter() - start))
     return dbutils
 
 
@@ -91,14 +124,17 @@ def run_in_order(tasks: list[Task], overrides: dict[str, str], spark, log) -> li
     results = []
     for task in tasks:
         log(f"\n===== {task.key}: {task.notebook.name} =====")
-        start = time.perf_counter()
+        start, cells = time.perf_counter(), []
         try:
-            dbutils = run_notebook(task.notebook, {**task.params, **overrides}, spark)
+            dbutils = run_notebook(task.notebook, {**task.params, **overrides}, spark, cells)
         except PenguinInputError as err:
             raise PenguinInputError(f"{task.key}: {err}") from None
         except PenguinRunError as err:
             raise PenguinRunError(f"{task.key}: {err}") from None
         seconds = time.perf_counter() - start
-        log(f"----- {task.key} done in {seconds:.1f} s")
-        results.append(TaskResult(task.key, seconds, dict(dbutils.jobs.taskValues.values)))
+        log(f"----- {task.key} done in {seconds:.1f} s:")
+        for title, cell_seconds in cells:
+            log(f"  {cell_seconds:6.2f} s  {title}")
+        values = dict(dbutils.jobs.taskValues.values)
+        results.append(TaskResult(task.key, seconds, values, cells))
     return results

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 from penguin_classifier.errors import PenguinInputError
-from penguin_classifier.ingest import COLUMNS, ingest, parse_rows
+from penguin_classifier.features import COLUMNS
+from penguin_classifier.ingest import ingest, parse_rows
 from penguin_classifier.layout import Lab
 from penguin_classifier.runtime import shipped_data
 

@@ -15,16 +15,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import PenguinInputError
+from .features import COLUMNS, MEASUREMENT, MEASUREMENTS, MISSING, is_measurement
 from .layout import Handover, Lab
-from .values import MEASUREMENT, is_measurement
 
 LAB_URL = (
     "https://raw.githubusercontent.com/MicrosoftLearning/mslearn-databricks/main/data/penguins.csv"
 )
-MEASUREMENTS = ["CulmenLength", "CulmenDepth", "FlipperLength", "BodyMass"]
-COLUMNS = ["Island", *MEASUREMENTS, "Species"]
-SPECIES = ["Adelie", "Gentoo", "Chinstrap"]
-MISSING = {"", "NA", "NaN", "nan"}
 
 
 @dataclass

@@ -14,12 +14,9 @@ import pandas as pd
 import torch
 
 from .errors import PenguinInputError
+from .features import INPUTS, MEASUREMENT, MEASUREMENTS, is_measurement
 from .layout import Lab, read_json
 from .model import load_model
-from .values import MEASUREMENT, is_measurement
-
-MEASUREMENTS = ["CulmenLength", "CulmenDepth", "FlipperLength", "BodyMass"]
-INPUTS = ["Island", *MEASUREMENTS]
 
 
 @dataclass

@@ -19,13 +19,8 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import StringType, StructField, StructType
 
 from .errors import PenguinInputError
-from .ingest import COLUMNS, SPECIES
+from .features import COLUMNS, FEATURES, LABEL, MEASUREMENT, SCALING, SPECIES, is_measurement
 from .layout import Handover, Lab, write_json
-from .values import MEASUREMENT, is_measurement
-
-FEATURES = ["IslandIdx", "CulmenLength", "CulmenDepth", "FlipperScaled", "MassScaled"]
-LABEL = "Species"
-SCALING = {"FlipperLength": 10.0, "BodyMass": 100.0}  # FlipperScaled = FlipperLength / 10, ...
 
 
 @dataclass

@@ -30,14 +30,12 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import DoubleType, StringType, StructField, StructType
 
 from .errors import PenguinInputError
-from .ingest import MISSING
+from .features import INPUTS, LABEL, MEASUREMENT, MEASUREMENTS, MISSING, is_measurement
 from .layout import Handover, write_json
-from .predict import INPUTS, MEASUREMENTS, probability_column
+from .predict import probability_column
 from .registry import load_pyfunc
 from .runtime import shipped_data
-from .values import MEASUREMENT, is_measurement
 
-LABEL = "Species"
 PREDICTED = "predicted_species"
 PREDICTIONS = "predictions.parquet"
 SUMMARY = "summary.json"
