@@ -32,29 +32,51 @@ print(f"source: {source}\nlab folder: {lab.root}")
 
 # COMMAND ----------
 
+# DBTITLE 1,Open the hand-over
+from penguin_classifier.layout import Handover
+
+# raw/ is uncommitted from here: if a cell below fails, no later stage uses it.
+handover = Handover(lab.raw.parent, "01_ingest", {"source": source})
+
+# COMMAND ----------
+
 # DBTITLE 1,Read and check the source CSV
 import pandas as pd
 from penguin_classifier.ingest import parse_rows, read_source
-from penguin_classifier.layout import Handover
 
-# The hand-over starts by uncommitting raw/: if a cell below fails, no later stage uses it.
-handover = Handover(lab.raw.parent, "01_ingest", {"source": source})
-rows = parse_rows(read_source(source), source)  # header, columns, numbers, species codes
+rows = parse_rows(read_source(source), source)  # header, columns, numbers, species, islands
 print(f"{len(rows)} penguins")
 display(pd.DataFrame(rows).head(10))
 
 # COMMAND ----------
 
 # DBTITLE 1,Rows with missing measurements
-from penguin_classifier.ingest import incomplete_rows
+from penguin_classifier.features import MEASUREMENTS, MISSING
 
-display(pd.DataFrame(incomplete_rows(rows)))  # kept here; 02_prepare drops them
+# Kept here, numbered from 1; 02_prepare drops them.
+incomplete = [
+    {"row": i, **row}
+    for i, row in enumerate(rows, start=1)
+    if any(row[c] in MISSING for c in MEASUREMENTS)
+]
+display(pd.DataFrame(incomplete))
+
+# COMMAND ----------
+
+# DBTITLE 1,Write the lab's format
+import csv
+
+from penguin_classifier.features import COLUMNS
+
+# The six columns in the lab's order, a missing value empty, LF line endings, no byte-order mark.
+with open(handover.local / lab.raw.name, "w", newline="") as f:
+    writer = csv.DictWriter(f, fieldnames=COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows({c: "" if row[c] in MISSING else row[c] for c in COLUMNS} for row in rows)
 
 # COMMAND ----------
 
 # DBTITLE 1,Commit raw/penguins.csv
-from penguin_classifier.ingest import save_raw
-
-report = save_raw(handover, lab, rows)
-print(report.summary())
-dbutils.jobs.taskValues.set("raw_rows", report.rows)
+handover.commit()
+print(f"{len(rows)} rows committed to {lab.raw}, {len(incomplete)} with missing values")
+dbutils.jobs.taskValues.set("raw_rows", len(rows))

@@ -37,25 +37,48 @@ seed = params.integer(dbutils, "seed")
 # DBTITLE 1,Define the network
 import inspect
 
-from penguin_classifier.model import PenguinNet, new_model
+import torch
+from penguin_classifier.layout import read_json
+from penguin_classifier.model import PenguinNet
 
+# PenguinNet lives in the library: the registered model loads the same class.
 print(inspect.getsource(PenguinNet))
-model = new_model(lab, hidden, seed)  # the same seed gives the same initial weights
+inputs = lab.require("prepared")  # recorded in model/'s record
+spec = read_json(lab.features)
+with torch.random.fork_rng(devices=[]):  # seeded here, the notebook's own random state untouched
+    torch.manual_seed(seed)  # the same seed gives the same initial weights
+    model = PenguinNet(len(spec["features"]), hidden, len(spec["species"]))
 print(model)
 
 # COMMAND ----------
 
 # DBTITLE 1,Count the parameters
-from penguin_classifier.model import parameter_count, parameter_table
+import pandas as pd
 
-display(parameter_table(model))
+rows = [(name, tuple(p.shape), p.numel()) for name, p in model.named_parameters()]
+display(pd.DataFrame(rows, columns=["tensor", "shape", "values"]))
 # At hidden size 10: 5·10+10 + 10·10+10 + 10·3+3 = 203.
-print(f"{parameter_count(model)} parameters")
+n_parameters = sum(p.numel() for p in model.parameters())
+print(f"{n_parameters} parameters")
 
 # COMMAND ----------
 
-# DBTITLE 1,Save the initial weights
-from penguin_classifier.model import save_initial_model
+# DBTITLE 1,Save the initial weights (on local disk until the commit)
+from penguin_classifier.layout import Handover, write_json
 
-save_initial_model(lab, model, seed)
+config = {
+    "n_features": model.fc1.in_features,
+    "hidden": hidden,
+    "n_classes": model.fc3.out_features,
+    "seed": seed,
+    "parameters": n_parameters,
+}
+handover = Handover(lab.folder("model"), "03_model", config, inputs)
+write_json(handover.local / lab.model_config.name, config)
+torch.save(model.state_dict(), handover.local / lab.initial_weights.name)
+
+# COMMAND ----------
+
+# DBTITLE 1,Commit the hand-over
+handover.commit()
 print(f"initial weights committed: {lab.initial_weights}")

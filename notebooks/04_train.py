@@ -4,7 +4,9 @@
 # MAGIC
 # MAGIC CrossEntropyLoss, Adam, batches of 20 rows without shuffling, printing each epoch's training
 # MAGIC loss and validation loss and accuracy as the lab does. Batches are slices of in-memory tensors
-# MAGIC (no DataLoader workers) on the model's device. Logs an MLflow run (parameters, per-epoch
+# MAGIC (no DataLoader workers) on the model's device. The lab's `train` and `test` functions and the
+# MAGIC epoch loop are cells of this notebook: change one (the optimizer, the loss, the loop) and run
+# MAGIC it again, locally with `penguins run --only train`. Logs an MLflow run (parameters, per-epoch
 # MAGIC metrics, the model as a pyfunc on raw measurements) and saves `<lab_dir>/trained/`:
 # MAGIC `penguin_classifier.pt`, `history.json` and `mlflow.json` (where the run and model are),
 # MAGIC committed with `_manifest.json`, written last; then `metrics/mlflow.json`.
@@ -16,7 +18,7 @@
 # MAGIC | `epochs` | no | `100` | passes over the training set |
 # MAGIC | `lr` | no | `0.001` | Adam learning rate |
 # MAGIC | `batch_size` | no | `20` | rows per batch |
-# MAGIC | `device` | no | `auto` | `auto` (GPU when there is one), `cpu` or `cuda` |
+# MAGIC | `device` | no | `auto` | `auto` (GPU when there is one), `cpu` or `cuda` (refused where torch finds no GPU) |
 # MAGIC | `experiment` | no | `""` | MLflow experiment; empty: the notebook's own on Databricks, `penguin_classifier` locally |
 # MAGIC | `job_run_id` | no | `""` | the job run (`{{job.run_id}}`), tagged on the run; empty: a local id |
 
@@ -37,56 +39,108 @@ dbutils.widgets.text("job_run_id", "", "Job run id (tag)")
 # COMMAND ----------
 
 # DBTITLE 1,Read parameters
+import torch
 from penguin_classifier import params
+from penguin_classifier.errors import PenguinInputError
 
 lab = params.lab_dir(dbutils)
 epochs = params.integer(dbutils, "epochs", minimum=1)
 lr = params.number(dbutils, "lr", low=0.0)
 batch_size = params.integer(dbutils, "batch_size", minimum=1)
 device = params.choice(dbutils, "device", ["auto", "cpu", "cuda"])
+if device == "cuda" and not torch.cuda.is_available():
+    raise PenguinInputError("parameter device: cuda, but torch finds no GPU here: use auto or cpu")
+dev = torch.device("cuda" if device != "cpu" and torch.cuda.is_available() else "cpu")
 experiment = params.text(dbutils, "experiment")
 job_run_id = params.text(dbutils, "job_run_id")
 
 # COMMAND ----------
 
-# DBTITLE 1,Load the training and test tensors
+# DBTITLE 1,Load the training and test batches
 from penguin_classifier.layout import read_json
 from penguin_classifier.model import load_model
-from penguin_classifier.train import load_split, make_batches, resolve_device
+from penguin_classifier.train import load_split
 
 inputs = lab.require("prepared", "model")  # recorded in trained/'s record
 spec = read_json(lab.features)
-dev = resolve_device(device)  # batches live on the model's device: no copy per step
 model = load_model(lab.model_config, lab.initial_weights).to(dev)
-batches = make_batches(load_split(lab.train, spec["features"], spec["label"]), batch_size, dev)
+x_train, y_train = (t.to(dev) for t in load_split(lab.train, spec["features"], spec["label"]))
 x_test, y_test = (t.to(dev) for t in load_split(lab.test, spec["features"], spec["label"]))
-print(f"{len(batches)} batches of {batch_size} training rows, {len(y_test)} test rows, on {dev}")
+# The lab's DataLoader, batch_size rows in file order (no shuffling), as slices of tensors already
+# on the model's device: no worker process, no copy per step.
+train_batches = list(zip(x_train.split(batch_size), y_train.split(batch_size), strict=True))
+test_batches = list(zip(x_test.split(batch_size), y_test.split(batch_size), strict=True))
+print(
+    f"{len(train_batches)} batches of {batch_size} training rows, {len(y_test)} test rows, on {dev}"
+)
+
+# COMMAND ----------
+
+# DBTITLE 1,The lab's train function
+from torch import nn
+
+loss_criteria = nn.CrossEntropyLoss()  # on the log_softmax output, as in the lab
+
+
+def train(model, batches, optimizer):
+    """One pass over the training batches; the mean batch loss, as the lab prints it."""
+    model.train()
+    train_loss = 0
+    for data, target in batches:
+        optimizer.zero_grad()
+        out = model(data)
+        loss = loss_criteria(out, target)
+        train_loss += loss.detach()  # a tensor: no .item() (a wait for the device) per batch
+        loss.backward()
+        optimizer.step()
+    return train_loss.item() / len(batches)
+
+
+# COMMAND ----------
+
+# DBTITLE 1,The lab's test function
+import torch
+
+
+@torch.no_grad()
+def test(model, batches):
+    """The mean batch loss and the number of right predictions on the test batches."""
+    model.eval()
+    test_loss, correct = 0, 0
+    for data, target in batches:
+        out = model(data)
+        test_loss += loss_criteria(out, target)
+        correct += (out.argmax(dim=1) == target).sum()
+    return test_loss.item() / len(batches), int(correct)
+
 
 # COMMAND ----------
 
 # DBTITLE 1,Train: the lab's loop
-from penguin_classifier.train import Epoch, make_optimizer, torch_threads, train_epoch, validate
-from torch import nn
+from penguin_classifier.train import Epoch, make_optimizer, torch_threads
 
-loss_fn = nn.CrossEntropyLoss()  # on the log_softmax output, as in the lab
-optimizer = make_optimizer(model.parameters(), lr)  # Adam
+# Adam as in the lab: torch.optim.Adam(model.parameters(), lr=lr), with its fused kernel where
+# this torch has one. Another optimizer: torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
+optimizer = make_optimizer(model.parameters(), lr)
 history = []
 with torch_threads(1 if dev.type == "cpu" else None):  # tiny matrices: one thread is fastest
     for epoch in range(1, epochs + 1):
-        train_loss = train_epoch(model, batches, optimizer, loss_fn)
-        val_loss, correct = validate(model, x_test, y_test, batch_size)
+        train_loss = train(model, train_batches, optimizer)
+        val_loss, correct = test(model, test_batches)
+        # An inf or NaN loss stops the run here, in one line, before anything is saved.
         history.append(Epoch(epoch, train_loss, val_loss, correct, len(y_test)))
         print(history[-1].lines())
 
 # COMMAND ----------
 
 # DBTITLE 1,Save the weights and the history (on local disk until the commit)
-from penguin_classifier.layout import Handover
-from penguin_classifier.train import write_trained
+from penguin_classifier.layout import Handover, write_json
 
 parameters = {"epochs": epochs, "lr": lr, "batch_size": batch_size, "device": device}
 handover = Handover(lab.folder("trained"), "04_train", parameters, inputs)
-write_trained(handover, lab, model, history)
+torch.save(model.cpu().state_dict(), handover.local / lab.weights.name)
+epochs_json = [e.to_dict() for e in history]
+write_json(handover.local / lab.history.name, {**parameters, "history": epochs_json})
 
 # COMMAND ----------
 

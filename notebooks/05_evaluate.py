@@ -44,80 +44,132 @@ min_accuracy = params.number(dbutils, "min_accuracy", low=0.0)
 # COMMAND ----------
 
 # DBTITLE 1,Loss by epoch
-from penguin_classifier.evaluate import plot_losses, save_figure
-from penguin_classifier.layout import Handover, read_json
+from matplotlib.figure import Figure
+from penguin_classifier.layout import read_json
 
-inputs = lab.require("prepared", "model", "trained")
-parameters = {"new_penguin": new_penguin}
-handover = Handover(lab.folder("evaluation"), "05_evaluate", parameters, inputs)
-loss_figure = plot_losses(read_json(lab.history)["history"])
+inputs = lab.require("prepared", "model", "trained")  # recorded in evaluation/'s record
+history = read_json(lab.history)["history"]
+epoch_numbers = [h["epoch"] for h in history]
+# A Figure, not pyplot's: the notebook's backend is left alone, and display(fig) renders it.
+loss_figure = Figure(figsize=(7, 4), layout="tight")
+ax = loss_figure.subplots()
+ax.plot(epoch_numbers, [h["train_loss"] for h in history], label="training")
+ax.plot(epoch_numbers, [h["val_loss"] for h in history], label="validation")
+ax.set(xlabel="epoch", ylabel="loss", title="Penguin classifier: loss by epoch")
+ax.legend()
 display(loss_figure)
-save_figure(loss_figure, handover.local / lab.loss_plot.name)
 
 # COMMAND ----------
 
 # DBTITLE 1,Each layer's learned weights and biases
-from penguin_classifier.evaluate import layer_summary
 from penguin_classifier.model import load_model
 
 model = load_model(lab.model_config, lab.weights)
-print(layer_summary(model))
+for name, param in model.named_parameters():
+    print(f"{name} {tuple(param.shape)}")
+    print(param.data.numpy().round(4))
 
 # COMMAND ----------
 
-# DBTITLE 1,Held-out metrics
-from penguin_classifier.evaluate import held_out_metrics, metrics_table
+# DBTITLE 1,Predict the held-out penguins: loss and accuracy
+import torch
+from penguin_classifier.train import load_split
+from sklearn.metrics import accuracy_score
+from torch import nn
 
 spec = read_json(lab.features)
-metrics = held_out_metrics(lab, model, spec)
-print(
-    f"{metrics['rows']} held-out rows: accuracy {metrics['accuracy']:.4f}, loss {metrics['loss']:.4f}"
-)
-display(metrics_table(metrics))
+x_test, y_test = load_split(lab.test, spec["features"], spec["label"])
+with torch.no_grad():
+    out = model(x_test)  # log-probabilities, a row per held-out penguin
+loss = nn.CrossEntropyLoss()(out, y_test).item()
+actual, predicted = y_test.numpy(), out.argmax(dim=1).numpy()
+accuracy = float(accuracy_score(actual, predicted))
+print(f"{len(actual)} held-out rows: accuracy {accuracy:.4f}, loss {loss:.4f}")
 for warning in spec["warnings"]:
     print(f"WARNING: {warning}")
 
 # COMMAND ----------
 
-# DBTITLE 1,Confusion matrix
-from penguin_classifier.evaluate import plot_confusion
+# DBTITLE 1,Precision, recall and F1 by species
+import pandas as pd
+from sklearn.metrics import precision_recall_fscore_support
 
-confusion_figure = plot_confusion(metrics, spec["species"])
-display(confusion_figure)
-save_figure(confusion_figure, handover.local / lab.confusion_plot.name)
+labels = list(range(len(spec["species"])))  # 0 Adelie, 1 Gentoo, 2 Chinstrap
+# zero_division=0: a species with no held-out row (or never predicted) scores 0, not NaN.
+precision, recall, f1, support = precision_recall_fscore_support(
+    actual, predicted, labels=labels, zero_division=0
+)
+figures = {"precision": precision, "recall": recall, "f1": f1, "support": support}
+per_species = pd.DataFrame(figures, index=spec["species"])
+display(per_species.rename_axis("species").reset_index())
 
 # COMMAND ----------
 
-# DBTITLE 1,Reload the saved weights and predict the lab's new penguin
-import pandas as pd
-from penguin_classifier.predict import classify
+# DBTITLE 1,Confusion matrix
+from sklearn.metrics import ConfusionMatrixDisplay, confusion_matrix
 
-saved_model = load_model(lab.model_config, lab.weights)  # a fresh network, weights_only load
-species, probabilities = classify(saved_model, penguin, spec)
+matrix = confusion_matrix(actual, predicted, labels=labels)  # rows: actual, columns: predicted
+confusion_figure = Figure(figsize=(5, 4), layout="tight")
+ax = confusion_figure.subplots()
+ConfusionMatrixDisplay(matrix, display_labels=spec["species"]).plot(
+    ax=ax, cmap="Blues", colorbar=False
+)
+ax.set_title("Held-out penguins")
+display(confusion_figure)
+
+# COMMAND ----------
+
+# DBTITLE 1,Reload the saved weights into a fresh PenguinNet
+from penguin_classifier.model import PenguinNet
+
+config = read_json(lab.model_config)
+saved_model = PenguinNet(config["n_features"], config["hidden"], config["n_classes"])
+# weights_only: the file may hold tensors only, never a pickled object that runs code.
+saved_model.load_state_dict(torch.load(lab.weights, map_location="cpu", weights_only=True))
+saved_model.eval()
+
+# COMMAND ----------
+
+# DBTITLE 1,Predict the lab's new penguin
+from penguin_classifier.predict import classify, encode
+
+features = encode(penguin, spec)  # features.json's rule: island index, flipper / 10, mass / 100
+print(dict(zip(spec["features"], features[0].tolist(), strict=True)))
+species, probabilities = classify(saved_model, penguin, spec)  # as the registered model does
 print(f"New penguin {new_penguin}: {species}")
 display(pd.DataFrame({"species": list(probabilities), "probability": list(probabilities.values())}))
 
 # COMMAND ----------
 
-# DBTITLE 1,Write the evaluation (on local disk until the commit)
-from penguin_classifier.evaluate import write_evaluation
+# DBTITLE 1,Write the figures and the evaluation (on local disk until the commit)
+from penguin_classifier.layout import Handover, write_json
 
-new = {"input": new_penguin, "species": species, "probabilities": probabilities}
-evaluation = write_evaluation(handover, lab, metrics, new)
+parameters = {"new_penguin": new_penguin}
+handover = Handover(lab.folder("evaluation"), "05_evaluate", parameters, inputs)
+loss_figure.savefig(handover.local / lab.loss_plot.name, format="png", dpi=100)
+confusion_figure.savefig(handover.local / lab.confusion_plot.name, format="png", dpi=100)
+evaluation = {
+    "rows": len(actual),
+    "loss": loss,
+    "accuracy": accuracy,
+    "confusion_matrix": matrix.tolist(),
+    "per_species": per_species.to_dict("index"),
+    # A species missing from the data has no held-out rows: 02_prepare warned; say it again.
+    "warnings": spec["warnings"],
+    "new_penguin": {"input": new_penguin, "species": species, "probabilities": probabilities},
+}
+write_json(handover.local / lab.evaluation.name, evaluation)
 
 # COMMAND ----------
 
 # DBTITLE 1,Log into the training run and register the model
 from penguin_classifier import registry, tracking
-from penguin_classifier.layout import write_json
 
 trained = read_json(lab.folder("trained") / tracking.MLFLOW_JSON)  # 04's run and model
 tracking.reopen(trained)
 with tracking.start_run("05_evaluate", run_id=trained["train_run_id"]):
     tracking.log_evaluation(lab, handover.local)
-registration = registry.register(
-    trained["model_uri"], metrics["accuracy"], model_name, min_accuracy
-)
+registration = registry.register(trained["model_uri"], accuracy, model_name, min_accuracy)
 print(registration.summary())
 write_json(handover.local / tracking.MLFLOW_JSON, registration.record())
 
@@ -126,5 +178,5 @@ write_json(handover.local / tracking.MLFLOW_JSON, registration.record())
 # DBTITLE 1,Commit the hand-over
 handover.commit()
 tracking.save_record(lab, "evaluation")
-dbutils.jobs.taskValues.set("test_accuracy", metrics["accuracy"])
+dbutils.jobs.taskValues.set("test_accuracy", accuracy)
 dbutils.jobs.taskValues.set("model_version", registration.version)

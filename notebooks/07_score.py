@@ -47,38 +47,112 @@ print(f"input: {source}\nmodel: {model_uri}\noutput: {output}")
 
 # COMMAND ----------
 
-# DBTITLE 1,Load the model from the registry
-from penguin_classifier import registry, scoring, tracking
+# DBTITLE 1,Point MLflow at the registry
+from penguin_classifier import tracking
 
-where = tracking.configure(lab, experiment=None)
+where = tracking.configure(lab, experiment=None)  # scoring reads the registry, logs no run
 print(f"tracking {where.tracking_uri}, registry {where.registry_uri}")
-model, spec = registry.load_pyfunc(model_uri)
-print(model.metadata.get_input_schema())
-print(f"species {spec['species']}, islands {spec['islands']}")
 
 # COMMAND ----------
 
-# DBTITLE 1,Read the input and check every value
+# DBTITLE 1,Load the model from the registry
+from penguin_classifier.registry import load_pyfunc
+
+# mlflow.pyfunc.load_model(model_uri), with one line if it cannot be loaded. The features spec
+# (island vocabulary, scaling, feature order, species) travels inside the model.
+model, spec = load_pyfunc(model_uri)
 species = spec["species"]
-typed = scoring.parse(scoring.read_input(spark, source), spec["islands"], len(species)).cache()
-scoring.check(typed, source)
-display(typed.limit(5))
+print(model.metadata.get_input_schema())
+print(f"species {species}, islands {spec['islands']}")
 
 # COMMAND ----------
 
-# DBTITLE 1,Score inside Spark
-predictions = scoring.scored(spark, typed, model_uri, species)
+# DBTITLE 1,Read the penguins: a CSV file with a header, or a table
+from penguin_classifier import scoring
+
+raw = scoring.read_input(spark, source)  # spark.read.csv(source, header=True) or spark.table
+display(raw.limit(5))
+
+# COMMAND ----------
+
+# DBTITLE 1,Check every value before scoring
+# Typed columns, null where missing; _problem says why a row cannot be scored (an unknown island,
+# a measurement that is not a positive float32, a bad label). One such row stops the run.
+typed = scoring.parse(raw, spec).cache()
+scoring.check(typed, source)
+
+# COMMAND ----------
+
+# DBTITLE 1,The model as a Spark function
+import mlflow
+from penguin_classifier.predict import probability_column
+
+# Each Python worker of Spark loads the model once, then calls its predict on batches of rows.
+probabilities = [probability_column(s) for s in species]
+result_type = ", ".join(["species string", *(f"{p} double" for p in probabilities)])
+predict = mlflow.pyfunc.spark_udf(spark, model_uri, result_type=result_type, env_manager="local")
+
+# COMMAND ----------
+
+# DBTITLE 1,Score the complete rows, keep the others
+from penguin_classifier.features import INPUTS
+from pyspark.sql import functions as F
+
+rows = typed.drop("_problem")
+complete = " AND ".join(f"{c} IS NOT NULL" for c in INPUTS)
+# Only complete rows reach the model: F.when(complete, predict(...)) would call it on every row.
+scored = rows.where(complete).withColumn("out", predict(*INPUTS))
+outputs = [F.col("out.species").alias("predicted_species"), *(f"out.{p}" for p in probabilities)]
+scored = scored.select(*rows.columns, *outputs)
+# The incomplete rows stay, unscored: their predictions are null.
+predictions = scored.unionByName(rows.where(f"NOT ({complete})"), allowMissingColumns=True)
 display(predictions.limit(10))
 
 # COMMAND ----------
 
-# DBTITLE 1,Write the predictions and commit
+# DBTITLE 1,Write the predictions (the output folder is replaced only now)
 from penguin_classifier.layout import Handover
 
 handover = Handover(output, "07_score", {"input": source, "model": model_uri})
-report = scoring.save(handover, predictions, species)
+path = str(handover.folder / "predictions.parquet")
+predictions.write.parquet(path)  # Spark writes straight into the folder
 typed.unpersist()
-print(report.summary())
-dbutils.jobs.taskValues.set("scored_rows", report.rows - report.incomplete)
-if report.accuracy is not None:
-    dbutils.jobs.taskValues.set("scoring_accuracy", report.accuracy)
+
+# COMMAND ----------
+
+# DBTITLE 1,Count the predictions per species
+written = spark.read.parquet(path)
+counts = dict(written.groupBy("predicted_species").count().collect())  # None: not scored
+summary = {"rows": sum(counts.values()), "incomplete": counts.pop(None, 0)}
+summary["per_species"] = {s: counts.get(s, 0) for s in species}
+scored_rows = summary["rows"] - summary["incomplete"]
+named = ", ".join(f"{s} {n}" for s, n in summary["per_species"].items())
+incomplete = f"{summary['incomplete']} incomplete (not scored)"
+print(f"{summary['rows']} rows: {scored_rows} scored ({named}), {incomplete}")
+
+# COMMAND ----------
+
+# DBTITLE 1,Accuracy on the labelled rows
+from penguin_classifier.features import LABEL
+
+summary["labelled"], summary["accuracy"] = 0, None
+if LABEL in written.columns:
+    labelled = written.where(F.col(LABEL).isNotNull() & F.col("predicted_species").isNotNull())
+    # Label i is species[i]; element_at counts from 1.
+    named_label = F.element_at(F.array(*map(F.lit, species)), F.col(LABEL) + 1)
+    right = (F.col("predicted_species") == named_label).cast("double")
+    summary["labelled"], summary["accuracy"] = labelled.agg(F.count("*"), F.mean(right)).first()
+if summary["accuracy"] is not None:  # None: no labelled row was scored
+    print(f"accuracy {summary['accuracy']:.4f} on {summary['labelled']} labelled rows")
+
+# COMMAND ----------
+
+# DBTITLE 1,Commit
+from penguin_classifier.layout import write_json
+
+write_json(handover.local / "summary.json", {**summary, "output": path})
+handover.commit()
+print(f"written to {path}")
+dbutils.jobs.taskValues.set("scored_rows", scored_rows)
+if summary["accuracy"] is not None:
+    dbutils.jobs.taskValues.set("scoring_accuracy", summary["accuracy"])

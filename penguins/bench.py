@@ -1,25 +1,38 @@
-"""``penguins bench``: the lab's training loop against this project's, same data and model.
+"""``penguins bench``: the lab's training loop against notebook 04's, same data and model.
 
 The lab's loop is kept here as the lab wrote it (a DataLoader with one worker process, default
 Adam, all of torch's threads, a ``.item()`` per batch) so the comparison is fair and repeatable.
+This project's loop is notebook 04 itself, run as ``penguins run --only train`` runs it, timed by
+its cell "Train: the lab's loop". Each run of notebook 04 logs an MLflow run: unless
+``MLFLOW_TRACKING_URI`` names a store, they go to a temporary one (never to ``mlruns/``).
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
+import os
 import resource
+import shutil
 import statistics
 import tempfile
 import time
+from pathlib import Path
+from unittest import mock
 
 import torch
 import torch.utils.data as td
-from penguin_classifier.ingest import ingest
+from penguin_classifier.evaluate import evaluate_weights
 from penguin_classifier.layout import Lab, read_json
-from penguin_classifier.model import create_model, new_model, save_initial_model
-from penguin_classifier.prepare import prepare
-from penguin_classifier.runtime import local_spark, shipped_data
-from penguin_classifier.train import fit, load_split
+from penguin_classifier.model import load_model
+from penguin_classifier.runtime import local_spark
+from penguin_classifier.train import load_split
 from torch import nn
+
+from .jobs import local_tasks, only_tasks
+from .runner import TaskResult, run_tasks
+
+TRAIN_CELL = "Train: the lab's loop"  # the cell of notebook 04 that runs the epochs
 
 
 def lab_train(model, data_loader, optimizer, loss_criteria) -> float:
@@ -52,9 +65,8 @@ def lab_test(model, data_loader, loss_criteria) -> tuple[float, int]:
     return test_loss / batch_count, correct
 
 
-def lab_loop(train, test, epochs: int, seed: int) -> list[float]:
-    """The lab's 100-epoch loop; returns the training loss by epoch."""
-    model = create_model(seed=seed)
+def lab_loop(model, train, test, epochs: int) -> list[float]:
+    """The lab's loop, training ``model`` in place; returns the training loss by epoch."""
     train_loader = td.DataLoader(
         td.TensorDataset(*train), batch_size=20, shuffle=False, num_workers=1
     )
@@ -70,18 +82,41 @@ def lab_loop(train, test, epochs: int, seed: int) -> list[float]:
     return losses
 
 
-def project_loop(train, test, epochs: int, seed: int) -> list[float]:
-    model = create_model(seed=seed)
-    return [e.train_loss for e in fit(model, train, test, epochs, device="cpu", log=None)]
+@contextlib.contextmanager
+def scratch_mlflow():
+    """MLflow into a temporary store for the block, unless ``MLFLOW_TRACKING_URI`` is set;
+    the environment as it was afterwards (MLflow sets its variables once a URI is set)."""
+    if os.environ.get("MLFLOW_TRACKING_URI"):
+        yield
+        return
+    with tempfile.TemporaryDirectory(prefix="penguins-bench-mlflow-") as folder:
+        store = f"sqlite:///{Path(folder) / 'mlflow.db'}"
+        with mock.patch.dict(os.environ, {"MLFLOW_TRACKING_URI": store}):
+            yield
+
+
+def run_stages(lab: Lab, stages: list[str], params: dict | None = None, spark=None):
+    """Run the job's notebooks ``stages`` on ``lab`` as ``penguins run --only`` does, their
+    printing kept from stdout; one TaskResult each (``cells``: seconds by cell title)."""
+    tasks = only_tasks(local_tasks(), stages)
+    overrides = {"lab_dir": str(lab.root), **(params or {})}
+    with contextlib.redirect_stdout(io.StringIO()):
+        return run_tasks(tasks, overrides, spark, log=lambda *_: None)
 
 
 def prepared_lab(spark=None, oversample: int = 4, seed: int = 0) -> Lab:
-    """A temporary lab folder: the shipped data ingested and prepared, initial weights saved."""
+    """A new temporary lab folder where notebooks 01-03 ran: the shipped data ingested and
+    prepared (``oversample``, split ``seed``), initial weights of ``seed`` saved."""
     lab = Lab(tempfile.mkdtemp(prefix=f"penguins-bench-x{oversample}-seed{seed}-"))
-    ingest(str(shipped_data()), lab)
-    prepare(spark or local_spark(), lab, oversample_copies=oversample, seed=seed)
-    save_initial_model(lab, new_model(lab, seed=seed), seed)
+    params = {"oversample": str(oversample), "seed": str(seed)}
+    run_stages(lab, ["ingest", "prepare", "model"], params, spark)
     return lab
+
+
+def notebook_loop(lab: Lab, epochs: int) -> TaskResult:
+    """Notebook 04 on ``lab``, on the CPU as the lab's loop; its result."""
+    [result] = run_stages(lab, ["train"], {"epochs": str(epochs), "device": "cpu"})
+    return result
 
 
 def peak_rss_mb() -> float:
@@ -100,24 +135,30 @@ def spread(runs: list[float]) -> dict:
     }
 
 
-def timed(loop, *args) -> tuple[float, list[float]]:
-    start = time.perf_counter()
-    losses = loop(*args)
-    return time.perf_counter() - start, losses
-
-
 def bench(epochs: int = 100, seed: int = 0, lab: Lab | None = None, repeat: int = 3) -> dict:
     """Time each loop ``repeat`` times: on a busy machine one run can take twice another."""
-    lab = lab or prepared_lab()
+    with scratch_mlflow():
+        made = lab is None
+        lab = lab or prepared_lab(seed=seed)
+        try:
+            return bench_lab(lab, epochs, repeat)
+        finally:
+            if made:
+                shutil.rmtree(lab.root, ignore_errors=True)
+
+
+def bench_lab(lab: Lab, epochs: int, repeat: int) -> dict:
     spec = read_json(lab.features)
     train = load_split(lab.train, spec["features"], spec["label"])
     test = load_split(lab.test, spec["features"], spec["label"])
     lab_runs, project_runs = [], []
     for _ in range(repeat):  # alternately, so a slow spell slows both loops
-        seconds, lab_losses = timed(lab_loop, train, test, epochs, seed)
-        lab_runs.append(seconds)
-        seconds, project_losses = timed(project_loop, train, test, epochs, seed)
-        project_runs.append(seconds)
+        model = load_model(lab.model_config, lab.initial_weights)  # what notebook 04 starts from
+        start = time.perf_counter()
+        lab_losses = lab_loop(model, train, test, epochs)
+        lab_runs.append(time.perf_counter() - start)
+        project_runs.append(dict(notebook_loop(lab, epochs).cells)[TRAIN_CELL])
+    project_losses = [e["train_loss"] for e in read_json(lab.history)["history"]]
     return {
         "epochs": epochs,
         "train_rows": len(train[1]),
@@ -142,7 +183,7 @@ def format_bench(result: dict) -> str:
             f"runs of each loop: {result['repeat']}",
             f"lab loop (DataLoader, num_workers=1): median {lab['median']:8.3f} s  "
             f"min {lab['min']:8.3f} s",
-            f"project loop (in-memory batches):     median {project['median']:8.3f} s  "
+            f"notebook 04 (in-memory batches):      median {project['median']:8.3f} s  "
             f"min {project['min']:8.3f} s",
             f"ratio of medians: {result['ratio_of_medians']:.1f}x faster",
             f"final training loss: lab {result['lab_final_loss']:.6f}  "
@@ -154,17 +195,18 @@ def format_bench(result: dict) -> str:
 
 
 def seed_accuracies(seeds: int, epochs: int = 100, log=print) -> list[dict]:
-    """Held-out accuracy at the default parameters for seeds 0..seeds-1 (split and weights)."""
-    from penguin_classifier.evaluate import evaluate_weights
-    from penguin_classifier.train import train_stage
-
+    """Held-out accuracy at the default parameters for seeds 0..seeds-1 (split and weights):
+    notebooks 01-04 on a new lab folder each, the trained weights evaluated as 05 does."""
     spark = local_spark()
     rows = []
-    for seed in range(seeds):
-        lab = prepared_lab(spark, seed=seed)
-        train_stage(lab, epochs, log=None)
-        metrics = evaluate_weights(lab, lab.weights)
-        rows.append({"seed": seed, "accuracy": metrics["accuracy"], "loss": metrics["loss"]})
-        if log:
-            log(f"seed {seed}: test accuracy {metrics['accuracy']:.4f}  loss {metrics['loss']:.4f}")
+    with scratch_mlflow():
+        for seed in range(seeds):
+            lab = prepared_lab(spark, seed=seed)
+            run_stages(lab, ["train"], {"epochs": str(epochs)})
+            metrics = evaluate_weights(lab, lab.weights)
+            shutil.rmtree(lab.root, ignore_errors=True)
+            accuracy, loss = metrics["accuracy"], metrics["loss"]
+            rows.append({"seed": seed, "accuracy": accuracy, "loss": loss})
+            if log:
+                log(f"seed {seed}: test accuracy {accuracy:.4f}  loss {loss:.4f}")
     return rows

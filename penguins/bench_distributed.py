@@ -1,29 +1,38 @@
 """``penguins bench --distributed``: one process against 2 processes for each backend.
 
-Runs on the lab's data (960 training rows) and on a training set oversampled ×200 (48,000 rows)
-where compute starts to matter, and prints wall time, samples/s, start-up overhead and accuracy.
+Runs the job's notebooks as ``penguins run`` does, on the lab's data (960 training rows) and on a
+training set oversampled ×200 (48,000 rows) where compute starts to matter, and prints wall time,
+samples/s, start-up overhead and accuracy. One process is notebook 04's training loop (its cell
+"Train: ..."); 2 processes are notebook 06's launch, start-up included.
 """
 
 from __future__ import annotations
 
-import time
+import io
+import tempfile
+from contextlib import redirect_stdout
+from pathlib import Path
 
-from penguin_classifier.distribute import distribute_stage, installed
-from penguin_classifier.evaluate import evaluate_stage
-from penguin_classifier.layout import Lab
+from penguin_classifier.launchers import installed
+from penguin_classifier.layout import Lab, read_json
 from penguin_classifier.runtime import local_spark
-from penguin_classifier.train import train_stage
 
-from .bench import prepared_lab
+from .jobs import local_tasks, only_tasks
+from .runner import TaskResult, run_tasks
+
+SINGLE = ["ingest", "prepare", "model", "train", "evaluate"]
 
 
-def single_run(lab: Lab, epochs: int) -> dict:
-    start = time.perf_counter()
-    history = train_stage(lab, epochs, log=None)
-    wall_s = time.perf_counter() - start
-    metrics = evaluate_stage(lab, log=lambda *_: None)  # the distributed stage compares with it
-    return {"wall_s": wall_s, "train_s": wall_s, "startup_s": 0.0, "accuracy": metrics["accuracy"],
-            "final_loss": history[-1].train_loss}  # fmt: skip
+def quiet_run(names: list[str], overrides: dict[str, str], spark) -> list[TaskResult]:
+    """Run the job's tasks ``names``; what their cells print is not the bench's output."""
+    with redirect_stdout(io.StringIO()):
+        return run_tasks(only_tasks(local_tasks(), names), overrides, spark, log=lambda *_: None)
+
+
+def training_seconds(results: list[TaskResult]) -> float:
+    """How long notebook 04's training cell ran."""
+    train = next(result for result in results if result.key == "train")
+    return next(seconds for title, seconds in train.cells if title.startswith("Train"))
 
 
 def bench_distributed(epochs: int = 100, num_processes: int = 2, log=print) -> list[dict]:
@@ -31,31 +40,50 @@ def bench_distributed(epochs: int = 100, num_processes: int = 2, log=print) -> l
     spark = local_spark()
     backends = [b for b in ("horovod", "torch") if b == "torch" or installed("horovod.torch")]
     rows = []
-    for oversample, data_epochs in ((4, epochs), (200, max(1, epochs // 20))):
-        lab = prepared_lab(spark, oversample)
-        train_rows = 240 * oversample
-        runs = [("single", 1, single_run(lab, data_epochs))]
-        for backend in backends:
-            summary = distribute_stage(
-                lab, spark, backend, num_processes, data_epochs, log=lambda *_: None
-            )
-            runs.append((backend, num_processes, summary))
-        for name, processes, run in runs:
-            row = {
-                "data": f"x{oversample} ({train_rows} rows)",
-                "backend": name,
-                "processes": processes,
-                "epochs": data_epochs,
-                "wall_s": round(run["wall_s"], 2),
-                "startup_s": round(run["startup_s"], 2),
-                "train_s": round(run["train_s"], 2),
-                "samples_per_s": round(train_rows * data_epochs / run["wall_s"]),
-                "train_samples_per_s": round(train_rows * data_epochs / run["train_s"]),
-                "accuracy": round(run["accuracy"], 4),
-            }
-            rows.append(row)
-            log(format_row(row))
+    # The labs and, beside them, their MLflow store (tracking.local_store): removed afterwards.
+    with tempfile.TemporaryDirectory(prefix="penguins-bench-distributed-") as folder:
+        for oversample, data_epochs in ((4, epochs), (200, max(1, epochs // 20))):
+            lab = Lab(Path(folder) / f"lab-x{oversample}")
+            for run in bench_lab(lab, spark, oversample, data_epochs, backends, num_processes):
+                rows.append(figures(run, oversample, data_epochs))
+                if log:
+                    log(format_row(rows[-1]))
     return rows
+
+
+def bench_lab(lab: Lab, spark, oversample, epochs, backends, num_processes) -> list[dict]:
+    """The job on a new lab folder, then notebook 06 once per backend: each run's figures."""
+    settings = {"lab_dir": str(lab.root), "epochs": str(epochs)}
+    results = quiet_run(SINGLE, {**settings, "oversample": str(oversample)}, spark)
+    seconds = training_seconds(results)
+    accuracy = read_json(lab.evaluation)["accuracy"]
+    single = {"wall_s": seconds, "train_s": seconds, "startup_s": 0.0, "accuracy": accuracy}
+    runs = [{"backend": "single", "processes": 1, **single}]
+    for backend in backends:
+        quiet_run(
+            ["distribute"],
+            {**settings, "backend": backend, "num_processes": str(num_processes)},
+            spark,
+        )
+        runs.append({"processes": num_processes, **read_json(lab.distributed_metrics)})
+    return runs
+
+
+def figures(run: dict, oversample: int, epochs: int) -> dict:
+    """One row of the table: a run's times, throughput and accuracy."""
+    train_rows = 240 * oversample
+    return {
+        "data": f"x{oversample} ({train_rows} rows)",
+        "backend": run["backend"],
+        "processes": run["processes"],
+        "epochs": epochs,
+        "wall_s": round(run["wall_s"], 2),
+        "startup_s": round(run["startup_s"], 2),
+        "train_s": round(run["train_s"], 2),
+        "samples_per_s": round(train_rows * epochs / run["wall_s"]),
+        "train_samples_per_s": round(train_rows * epochs / run["train_s"]),
+        "accuracy": round(run["accuracy"], 4),
+    }
 
 
 HEADER = (

@@ -17,8 +17,14 @@ from .bundle import JOB, REFERENCE, job_parameters, resolver, target_config, var
 from .runner import notebook_widgets
 
 STAGES = ["ingest", "prepare", "model", "train", "evaluate", "distribute"]
-# Jobs whose tasks must be exactly this chain, each depending on the one before.
-CHAINS = {JOB: STAGES}
+# Jobs whose tasks must be exactly these, in this order, each depending on exactly these tasks:
+# the stages' chain, and the serving of the champion beside distribute.
+CHAINS = {
+    JOB: {
+        **{stage: STAGES[i - 1 : i] for i, stage in enumerate(STAGES)},
+        "serve": ["evaluate"],
+    }
+}
 NOTEBOOK_HEADER = "# Databricks notebook source"
 # Two workspace users, to resolve ``${workspace.current_user.*}`` and see what differs per user.
 EXAMPLE_USERS = [
@@ -148,14 +154,14 @@ def job_problems(job: str, spec: dict, root: Path, resolve) -> list[str]:
     chain = CHAINS.get(job)
     job_params = job_parameters(spec)
     problems, all_widgets = [], set()
-    if chain and keys != chain:
-        problems.append(f"{job}: tasks must be {' -> '.join(chain)}, found {' -> '.join(keys)}")
+    if chain and keys != list(chain):
+        problems.append(f"{job}: tasks must be {', '.join(chain)}, found {', '.join(keys)}")
     for i, task in enumerate(tasks):
         where = f"{job}.tasks.{task.get('task_key')}"
         deps = [d.get("task_key") for d in task.get("depends_on") or []]
         problems += [f"{where}: depends_on unknown task {d!r}" for d in deps if d not in keys]
-        if chain and i > 0 and keys == chain and deps != [chain[i - 1]]:
-            problems.append(f"{where}: must depend on {chain[i - 1]!r} only, not {deps}")
+        if chain and keys == list(chain) and deps != chain[keys[i]]:
+            problems.append(f"{where}: must depend on {chain[keys[i]]} only, not {deps}")
         notebook = task.get("notebook_task") or {}
         path = root / str(notebook.get("notebook_path", ""))
         if not notebook or not path.is_file():

@@ -9,7 +9,14 @@ import time
 
 from penguin_classifier.errors import PenguinInputError, PenguinRunError
 
-from .arguments import OneLineParser, comma_list, measurement, name_value, positive_int
+from .arguments import (
+    OneLineParser,
+    comma_list,
+    measurement,
+    name_value,
+    positive_int,
+    positive_number,
+)
 
 # What the machine refuses about a path (not a bug of this code): one line naming the path.
 # A missing file is not among them: the code checks for those itself, so one here is a bug.
@@ -81,7 +88,11 @@ def cmd_predict(args) -> int:
     penguin = Penguin(
         args.island, args.culmen_length, args.culmen_depth, args.flipper_length, args.body_mass
     )
-    if args.model_uri:
+    if args.endpoint:
+        from .serve import ask_endpoint
+
+        species, probabilities = ask_endpoint(args.endpoint, args.profile, penguin)
+    elif args.model_uri:
         from penguin_classifier import registry, tracking
 
         tracking.configure(Lab(args.lab_dir), experiment=None)  # the local store beside it
@@ -118,11 +129,20 @@ def cmd_bench(args) -> int:
         if args.json:
             print(json.dumps(rows))
         return 0
+    if args.serving:
+        from .serve import bench_serving, format_serving
+
+        result = bench_serving(
+            args.lab_dir, args.model_uri, args.clients, args.seconds, args.max_requests
+        )
+        print(json.dumps(result) if args.json else format_serving(result))
+        return 0
     if args.scoring:
         from penguin_classifier import tracking
         from penguin_classifier.layout import Lab
         from penguin_classifier.runtime import local_spark
-        from penguin_classifier.scoring import bench_scoring
+
+        from .bench_scoring import bench_scoring
 
         tracking.configure(Lab(args.lab_dir), experiment=None)
         spark = local_spark("penguins-bench-scoring")
@@ -171,6 +191,12 @@ def cmd_validate(args) -> int:
         print(f"{path.name}: {problem}")
     print(f"{path.name}: {checked} checked, {len(problems)} problem(s)")
     return 1 if problems else 0
+
+
+def cmd_serve(args) -> int:
+    from .serve import serve
+
+    return serve(args)
 
 
 def cmd_submit(args) -> int:
@@ -238,6 +264,13 @@ def build_parser() -> OneLineParser:
         help="a logged or registered MLflow model instead of the lab folder's weights, e.g. "
         "models:/penguin_classifier@champion (the local store is the one beside --lab-dir)",
     )
+    predict.add_argument(
+        "--endpoint",
+        metavar="NAME",
+        help="ask this Databricks serving endpoint (08_serve deploys it) instead, e.g. "
+        "predict-penguin-dev-<you>",
+    )
+    predict.add_argument("--profile", help="Databricks CLI profile for --endpoint")
     predict.add_argument("--json", action="store_true", help="print one JSON object")
     predict.set_defaults(func=cmd_predict)
 
@@ -269,10 +302,31 @@ def build_parser() -> OneLineParser:
         help="rows per second scoring with Spark against one pandas call (needs a registered "
         "model: run penguins run first)",
     )
+    bench.add_argument(
+        "--serving",
+        action="store_true",
+        help="requests/s and latency of the local scoring server, single-row and 1,000-row "
+        "requests (needs a registered model)",
+    )
+    bench.add_argument("--clients", type=positive_int, default=4, help="concurrent clients")
+    bench.add_argument(
+        "--seconds", type=positive_number, default=10, help="seconds of load per request size"
+    )
+    bench.add_argument(
+        "--max-requests", type=positive_int, default=20_000, help="requests per request size"
+    )
     bench.add_argument("--rows", type=positive_int, default=1_000_000, help="rows to score")
     bench.add_argument("--model-uri", default="models:/penguin_classifier@champion")
     bench.add_argument("--lab-dir", default="lab", help="lab folder whose MLflow store to use")
     bench.set_defaults(func=cmd_bench)
+
+    serve = sub.add_parser(
+        "serve", help="serve a registered model over HTTP on localhost (MLflow's scoring server)"
+    )
+    serve.add_argument("--model-uri", default="models:/penguin_classifier@champion")
+    serve.add_argument("--port", type=positive_int, default=5000)
+    serve.add_argument("--lab-dir", default="lab", help="lab folder whose MLflow store to use")
+    serve.set_defaults(func=cmd_serve)
 
     validate = sub.add_parser(
         "validate", help="check databricks.yml: single node, notebooks, widgets, the task chain"

@@ -21,6 +21,7 @@ LOCAL_PARAMETERS = {
     "experiment": "penguin_classifier",
     "model_name": "penguin_classifier",
     "model": "models:/penguin_classifier@champion",
+    "endpoint_name": "predict-penguin",
 }
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from penguin_classifier.errors import PenguinInputError, PenguinRunError
 from penguin_classifier.layout import Lab
-from penguin_classifier.runtime import LazySpark, LocalDbutils, local_display
+from penguin_classifier.runtime import LazySpark, LocalDbutils, NotebookExit, local_display
 
 from .lab_lock import taken
 
@@ -102,9 +102,13 @@ def run_notebook(
         # Padded so that a traceback names the notebook's own line numbers.
         code = compile("\n" * (cell.first_line - 1) + cell.source, str(path), "exec")
         start = time.perf_counter()
-        exec(code, namespace)
-        if cell_times is not None:
-            cell_times.append((cell.title, time.perf_counter() - start))
+        try:
+            exec(code, namespace)
+        except NotebookExit:  # dbutils.notebook.exit(...): the notebook ends, successfully
+            break
+        finally:
+            if cell_times is not None:
+                cell_times.append((cell.title, time.perf_counter() - start))
     return dbutils
 
 

@@ -4,9 +4,10 @@
 # the workspace (the lab volume and the model live in the Unity Catalog metastore and would outlive
 # the resource group): the versions of your own development model, the one your deployment's state
 # names (<catalog>.<schema>.dev_<you>_penguin_classifier; `bundle destroy` deletes a model with a
-# plain delete, which fails while it has versions: databricks/cli#1848), then `databricks bundle
-# destroy`; then the resource group with the workspace in it (Azure then deletes the workspace's
-# managed group, databricks-rg-...).
+# plain delete, which fails while it has versions: databricks/cli#1848), the serving endpoint
+# notebook 08 made for you (predict-penguin-<target>-<you>), then `databricks bundle destroy`;
+# then the resource group with the workspace in it (Azure then deletes the workspace's managed
+# group, databricks-rg-...).
 #
 # It deletes a group only when the group carries setup.sh's tag (created-by=penguin-classifier)
 # and so does everything in it; otherwise it refuses and changes nothing, even with --yes. A group
@@ -56,10 +57,14 @@ delete_model_versions() {
     command -v python3 >/dev/null || die "python3 is needed to read your deployment of $TARGET; nothing deleted"
     row=$(cd "$HERE/.." && dbx bundle summary -t "$TARGET" -o json | python3 -c '
 import json, sys
-model = json.load(sys.stdin).get("resources", {}).get("registered_models", {}).get("penguin_classifier") or {}
-print(model.get("id", ""), model.get("name", ""), sep="\n")') ||
+summary = json.load(sys.stdin)
+model = summary.get("resources", {}).get("registered_models", {}).get("penguin_classifier") or {}
+endpoint = (summary.get("variables", {}).get("endpoint_name") or {}).get("value", "")
+print(model.get("id", ""), model.get("name", ""), endpoint, sep="\n")') ||
         die "could not read your deployment of $TARGET (the error is above); nothing deleted"
-    { read -r model && read -r name; } <<<"$row"
+    local -a fields
+    mapfile -t fields <<<"$row"  # $(...) drops trailing empty lines: missing fields are empty
+    model=${fields[0]:-} name=${fields[1]:-} ENDPOINT=${fields[2]:-}
     if [[ -z $model ]]; then
         log "Your deployment of $TARGET has no registered model: no model versions to delete."
         return
@@ -86,6 +91,29 @@ print(model.get("id", ""), model.get("name", ""), sep="\n")') ||
     ((DRY_RUN)) || echo "Deleted versions $deleted of registered model $model."
 }
 
+# delete_endpoint: deletes the serving endpoint that notebook 08 created for this user's deployment
+# (the bundle's endpoint_name, predict-penguin-TARGET-<you>); the SDK made it, so `bundle destroy`
+# does not know it. Any other name is left alone.
+delete_endpoint() {
+    if [[ -z ${ENDPOINT:-} ]]; then
+        log "Your deployment of $TARGET names no serving endpoint: none to delete."
+        return
+    elif [[ $ENDPOINT != predict-penguin-"$TARGET"-* ]]; then
+        log "Serving endpoint $ENDPOINT is not your development endpoint: it stays."
+        return
+    elif ! dbx serving-endpoints get "$ENDPOINT" >/dev/null 2>&1; then
+        log "Serving endpoint $ENDPOINT does not exist: none to delete."
+        return
+    fi
+    if ((DRY_RUN)); then
+        echo "DRY-RUN: $(words databricks serving-endpoints delete "$ENDPOINT")  # in $HOST"
+        return
+    fi
+    dbx serving-endpoints delete "$ENDPOINT" ||
+        die "could not delete serving endpoint $ENDPOINT (the error is above); nothing deleted in Azure"
+    echo "Deleted serving endpoint $ENDPOINT."
+}
+
 # destroy_bundle ID: `databricks bundle destroy -t TARGET` in the workspace with resource id ID, when
 # the Databricks CLI can reach it.
 destroy_bundle() {
@@ -97,6 +125,7 @@ destroy_bundle() {
         return
     fi
     delete_model_versions
+    delete_endpoint
     if ((DRY_RUN)); then
         echo "DRY-RUN: $(words databricks bundle destroy -t "$TARGET" --auto-approve)  # in $HOST"
         return

@@ -29,6 +29,7 @@ from penguins.jobs import local_tasks
 ROOT = project_root()
 SCHEMA = ROOT.parent / "shared" / "databricks-bundle-schema.json"
 STAGES = ["ingest", "prepare", "model", "train", "evaluate", "distribute"]
+TASKS = [*STAGES, "serve"]  # serve: the champion behind an endpoint, beside distribute
 ADA = EXAMPLE_USERS[0]  # ada@example.com, short name "ada"
 
 
@@ -131,7 +132,7 @@ def test_targets_merge_as_the_cli_merges_them(config):
     # task_key): its base_parameters are the base's plus scale's.
     assert [c["job_cluster_key"] for c in job(scale)["job_clusters"]] == ["single_node", "workers"]
     assert job(scale)["job_clusters"][1]["new_cluster"]["num_workers"] == "${var.num_workers}"
-    assert [t["task_key"] for t in job(scale)["tasks"]] == STAGES
+    assert [t["task_key"] for t in job(scale)["tasks"]] == TASKS
     assert task(scale, "distribute")["job_cluster_key"] == "workers"
     assert task(scale, "distribute")["notebook_task"]["base_parameters"] == {
         "backend": "${var.distribute_backend}",
@@ -266,7 +267,11 @@ BROKEN = [
     ),
     (
         lambda c: task(c, "evaluate").update(depends_on=[{"task_key": "model"}]),
-        "penguin_training.tasks.evaluate: must depend on 'train' only, not ['model']",
+        "penguin_training.tasks.evaluate: must depend on ['train'] only, not ['model']",
+    ),
+    (
+        lambda c: task(c, "serve").update(depends_on=[{"task_key": "distribute"}]),
+        "penguin_training.tasks.serve: must depend on ['evaluate'] only, not ['distribute']",
     ),
     (
         lambda c: task(c, "train")["notebook_task"]["base_parameters"].update(epoch="5"),
@@ -323,8 +328,8 @@ BROKEN = [
     ),
     (
         lambda c: job(c)["tasks"].pop(),
-        "penguin_training: tasks must be ingest -> prepare -> model -> train -> evaluate -> "
-        "distribute, found ingest -> prepare -> model -> train -> evaluate",
+        "penguin_training: tasks must be ingest, prepare, model, train, evaluate, distribute, "
+        "serve, found ingest, prepare, model, train, evaluate, distribute",
     ),
     (
         # scale's override still defines part of it, so scale reports its tasks instead.
@@ -412,8 +417,10 @@ def test_validate_command(tmp_path, capsys):
 def test_local_run_uses_the_bundles_tasks_order_and_parameters(config):
     deployed = job_tasks(config, {}, {}, "dev", known=ADA)
     local = local_tasks()
-    assert [t.key for t in local] == [t.key for t in deployed] == STAGES
-    assert [t.notebook.name for t in local] == [f"0{i}_{k}.py" for i, k in enumerate(STAGES, 1)]
+    assert [t.key for t in local] == [t.key for t in deployed] == TASKS
+    assert [t.notebook.name for t in local] == [f"0{i}_{k}.py" for i, k in enumerate(STAGES, 1)] + [
+        "08_serve.py"
+    ]
     # Only the job parameters that need a workspace (in every task) and the source differ.
     assert {t.params["lab_dir"] for t in deployed} == {"/Volumes/main/default/deepml_lab_dev_ada"}
     assert deployed[0].params["source"].startswith("https://raw.githubusercontent.com/")
@@ -423,6 +430,7 @@ def test_local_run_uses_the_bundles_tasks_order_and_parameters(config):
         "model_name": "penguin_classifier",
         # Databricks fills in {{job.run_id}}; a local run of the job gets its own id.
         "job_run_id": local[0].params["job_run_id"],
+        "endpoint_name": "predict-penguin",
     }
     assert workspace_only["job_run_id"].startswith("local-")
     assert local_tasks()[0].params["job_run_id"] != workspace_only["job_run_id"]
@@ -468,7 +476,7 @@ def test_a_job_the_bundle_lacks_or_a_dynamic_value_locally_is_one_line():
 
 
 def test_local_run_of_the_scale_target_runs_the_distribute_stage_off_the_driver():
-    distribute = local_tasks(target="scale")[-1]
+    distribute = next(t for t in local_tasks(target="scale") if t.key == "distribute")
     assert distribute.params["local_mode"] == "false"
     assert distribute.params["num_processes"] == "2"  # ${var.num_workers}
 
@@ -477,7 +485,7 @@ def test_variables_and_job_parameters_resolve_with_overrides(config):
     values = variable_values(target_config(config, "prod"), {"catalog": "training"})
     assert values["catalog"] == "training" and values["volume"] == "deepml_lab_prod"
     tasks = local_tasks({"distribute_backend": "torch"}, parameters={"lab_dir": "/tmp/x"})
-    assert tasks[-1].params["backend"] == "torch"
+    assert tasks[5].params["backend"] == "torch"  # distribute
     assert {t.params["lab_dir"] for t in tasks} == {"/tmp/x"}
     with pytest.raises(
         PenguinInputError, match="--var catalogue: not a variable of databricks.yml"

@@ -16,7 +16,7 @@ from penguins.cli import main
 from penguins.jobs import local_tasks, only_tasks
 
 PREDICT = ["--culmen-length", "50.4", "--culmen-depth", "15.3", "--flipper-length", "200"]
-STAGES = "ingest, prepare, model, train, evaluate, distribute"
+STAGES = "ingest, prepare, model, train, evaluate, distribute, serve"
 
 
 def penguins(capsys, *args: str) -> tuple[int, str]:
@@ -193,13 +193,20 @@ def test_only_a_later_stage_names_the_stage_to_run_first(tmp_path, capsys):
     assert err.endswith(": run 02_prepare first\n")
 
 
-def test_bench_reports_median_and_minimum_of_repeated_loops(lab, capsys, monkeypatch):
+def test_bench_reports_median_and_minimum_of_repeated_loops(lab, tmp_lab, capsys, monkeypatch):
+    from penguin_classifier.layout import read_json
+
     from penguins import bench
 
-    monkeypatch.setattr(bench, "prepared_lab", lambda spark=None: lab)
+    # The bench runs notebook 04, which commits trained/ again: on a copy of the session's lab
+    # (removed by the bench when done, as a lab it prepared).
+    monkeypatch.setattr(bench, "prepared_lab", lambda **_: tmp_lab)
     assert main(["bench", "--epochs", "2", "--repeat", "3", "--json"]) == 0
-    result = json.loads(capsys.readouterr().out)
-    assert (result["epochs"], result["repeat"]) == (2, 3)
+    result = json.loads(capsys.readouterr().out)  # stdout is the JSON only, not the notebook's
+    assert (result["epochs"], result["repeat"], result["train_rows"]) == (2, 3, 960)
+    # From the same initial weights, 2 epochs end where the session's 100-epoch run was after 2.
+    after_two = read_json(lab.history)["history"][1]["train_loss"]
+    assert result["project_final_loss"] == pytest.approx(after_two, rel=1e-5)
     for loop in ("lab_loop_s", "project_loop_s"):
         runs = result[loop]["runs"]
         assert len(runs) == 3

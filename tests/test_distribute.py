@@ -1,70 +1,95 @@
-"""Stage 6: distributed training with Horovod and TorchDistributor.
+"""Stage 6: distributed training with Horovod and TorchDistributor, as notebook 06 runs it.
 
-The logic around the launch is tested without processes; a few bounded end-to-end runs launch
-2 real processes on the local SparkSession (few epochs, each run stopped after a timeout).
+The logic around the launch is tested without processes (the launcher choice, the notebook's own
+launch and shard cells with stand-ins, the timeout and the one-line errors); a few bounded
+end-to-end runs launch 2 real processes on the local SparkSession through the job runner.
 """
 
 from __future__ import annotations
 
 import errno
 import os
+import re
 import sys
 import threading
 import time
-import types
+from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
-from penguin_classifier import distribute
-from penguin_classifier.distribute import (
-    Launch,
-    check_num_processes,
-    choose_launch,
-    distribute_stage,
+from penguin_classifier.distributed_run import (
+    DistributedRun,
+    distributed_run,
     importable_by_workers,
-    launch_ranks,
     rank_error,
-    run_with_timeout,
 )
 from penguin_classifier.errors import PenguinInputError, PenguinRunError
-from penguin_classifier.layout import read_json
-from penguin_classifier.model import load_model
-from penguin_classifier.rank_training import load_shard
-from penguin_classifier.train import fit, load_split
+from penguin_classifier.launchers import Launch, check_num_processes, choose_launch
+from penguin_classifier.layout import Lab, read_json
+from penguin_classifier.runtime import project_root
 
-EPOCHS = 10  # enough for >= 0.97 on both sides, short enough for the test suite
+from penguins.cli import main
+from penguins.jobs import local_tasks, only_tasks
+from penguins.runner import notebook_cells, run_notebook, run_tasks
 
-
-def rank_1_fails(job):
-    """A per-rank function whose rank 1 appends to a file in the lab folder before training: on
-    a volume that fails (the test's volume rules hold in every rank), as a broken worker would."""
-    from pathlib import Path
-
-    from penguin_classifier.rank_training import train_rank_horovod, train_rank_torch
-
-    horovod = "HOROVOD_RANK" in os.environ
-    if os.environ.get("HOROVOD_RANK", os.environ.get("RANK")) == "1":
-        with open(Path(job["lab_dir"], "rank-1.log"), "a") as log:
-            log.write("starting\n")
-    return (train_rank_horovod if horovod else train_rank_torch)(job)
+NOTEBOOK = project_root() / "notebooks" / "06_distribute.py"
+EPOCHS = 10  # 2 ranks reach the single-process accuracy; short enough for the test suite
+CORES = os.cpu_count()
 
 
-def ship_this_module_by_value():
-    """Worker processes cannot import this test module: send its functions by value."""
-    import cloudpickle
-    import pyspark.cloudpickle
+def run_cells(titles: list[str], **names) -> dict:
+    """Execute the cells of notebook 06 with these titles, in a namespace holding ``names``
+    (what the cells before them would have defined); return the namespace."""
+    cells = {cell.title: cell.source for cell in notebook_cells(NOTEBOOK)}
+    namespace = {"__name__": "__notebook__", **names}
+    for title in titles:
+        exec(compile(cells[title], str(NOTEBOOK), "exec"), namespace)
+    return namespace
 
-    for module in (cloudpickle, pyspark.cloudpickle):
-        module.register_pickle_by_value(sys.modules[__name__])
+
+def distribute(lab: Lab, spark, **params: str):
+    """Notebook 06 as the job runs it (``penguins run --only distribute``), EPOCHS epochs."""
+    tasks = only_tasks(local_tasks(), ["distribute"])
+    overrides = {"lab_dir": str(lab.root), "epochs": str(EPOCHS), **params}
+    return run_tasks(tasks, overrides, spark, log=lambda *_: None)[0]
 
 
-@pytest.fixture(scope="module")
-def single_accuracy(lab):
-    """Held-out accuracy of single-process training at the same settings (EPOCHS)."""
-    spec = read_json(lab.features)
-    model = load_model(lab.model_config, lab.initial_weights)
-    train = load_split(lab.train, spec["features"], spec["label"])
-    test = load_split(lab.test, spec["features"], spec["label"])
-    return fit(model, train, test, epochs=EPOCHS, log=None)[-1].val_accuracy
+def penguins(capsys, *args: str) -> tuple[int, str]:
+    """Exit status and stderr of ``penguins ARGS`` in this process."""
+    status = main(list(args))
+    return status, capsys.readouterr().err
+
+
+class RecordingSparkContext:
+    """The job-group calls of a SparkContext, for one thread: its local properties, and the
+    groups cancelled (a cancelled group's running job then fails, as in Spark)."""
+
+    def __init__(self, properties: dict):
+        self.properties = dict(properties)
+        self.cancelled: list[str] = []
+        self.job_cancelled = threading.Event()
+
+    def getLocalProperty(self, key):
+        return self.properties.get(key)
+
+    def setLocalProperty(self, key, value):
+        if value is None:
+            self.properties.pop(key, None)
+        else:
+            self.properties[key] = value
+
+    def setJobGroup(self, group, description, interruptOnCancel=False):
+        self.properties["spark.jobGroup.id"] = group
+        self.properties["spark.job.description"] = description
+        self.properties["spark.job.interruptOnCancel"] = str(interruptOnCancel).lower()
+
+    def cancelJobGroup(self, group):
+        self.cancelled.append(group)
+        self.job_cancelled.set()
+
+    def cancelAllJobs(self):
+        self.cancelled.append("every job on the cluster")
+        self.job_cancelled.set()
 
 
 # --- the logic around the launch, no processes -------------------------------------------------
@@ -128,27 +153,94 @@ def test_process_count_checks(num_processes, slots, cores, launch, local_mode, m
             check_num_processes(num_processes, slots, cores, launch, local_mode)
 
 
-def test_horovod_runner_runs_np_minus_n_on_the_driver_and_n_on_workers(monkeypatch):
-    calls = []
+@pytest.mark.parametrize(("local_mode", "np"), [(True, -3), (False, 3)])
+def test_the_launch_cell_runs_horovod_runner_on_the_driver_or_on_the_workers(
+    tmp_path, monkeypatch, local_mode, np
+):
+    made = []
 
     class HorovodRunner:
         def __init__(self, np, driver_log_verbosity):
-            calls.append(("init", np, driver_log_verbosity))
+            made.append((np, driver_log_verbosity))
 
         def run(self, main, **kwargs):
-            calls.append(("run", main, kwargs))
-            return {"from": "rank 0"}
+            return main(**kwargs)  # the per-rank function, here in this process
 
-    monkeypatch.setitem(sys.modules, "sparkdl", types.SimpleNamespace(HorovodRunner=HorovodRunner))
-    job = {"epochs": 1}
-    result = launch_ranks(Launch("horovod", "HorovodRunner"), print, job, 3, local_mode=True)
-    assert result == {"from": "rank 0"}
-    # On a cluster with workers (the bundle's scale target): np=3, processes on the workers.
-    launch_ranks(Launch("horovod", "HorovodRunner"), print, job, 3, local_mode=False)
-    assert [c[:2] for c in calls] == [("init", -3), ("run", print), ("init", 3), ("run", print)]
+    def train_hvd(job):
+        return {"train_loss": 0.25, "train_s": 1.0, "shard_rows": 320, "epochs": job["epochs"]}
+
+    monkeypatch.setitem(sys.modules, "sparkdl", SimpleNamespace(HorovodRunner=HorovodRunner))
+    names = run_cells(
+        ["What each process gets: the job", "Launch the processes"],
+        spark=SimpleNamespace(sparkContext=RecordingSparkContext({})),
+        lab=Lab(tmp_path / "lab"),
+        handover=SimpleNamespace(folder=tmp_path / "distributed"),
+        launch=Launch("horovod", "HorovodRunner"),
+        num_processes=3, local_mode=local_mode, epochs=EPOCHS, lr=0.001, batch_size=20,
+        timeout_s=60, train_hvd=train_hvd, train_ddp=None,
+    )  # fmt: skip
+    # np=-3: 3 processes on the driver (a single node); np=3: on the worker nodes.
+    assert made == [(np, "all")]
+    assert names["result"]["epochs"] == EPOCHS  # the job dict reached the per-rank function
+    assert list((tmp_path / "distributed").iterdir()) == []  # the run's folder is gone
 
 
-def test_rank_error_prefers_the_ranks_own_lines(tmp_path):
+def test_each_rank_trains_on_its_own_shard(lab):
+    load_shard = run_cells(["Each rank's shard of the training rows"])["load_shard"]
+    shards = [load_shard(lab, rank, 3)[2].tolist() for rank in range(3)]
+    # 960 rows over 3 ranks: 320 each, every row in exactly one shard (no padding repeats).
+    assert [len(s) for s in shards] == [320, 320, 320]
+    assert sorted(sum(shards, [])) == list(range(960))
+
+
+def test_a_run_past_its_timeout_cancels_only_its_own_spark_jobs(tmp_path):
+    # On Databricks the notebook command's own group is set on the thread before the stage runs.
+    sc = RecordingSparkContext({"spark.jobGroup.id": "notebook-command"})
+    started = {}
+    start = time.perf_counter()
+    with pytest.raises(PenguinRunError, match=r"^distributed run did not finish within 0 s; st"):
+        with distributed_run(SimpleNamespace(sparkContext=sc), tmp_path, "X", 0.2):
+            started.update(sc.properties)  # a Spark job takes the properties of its thread
+            if sc.job_cancelled.wait(10):
+                raise RuntimeError("job cancelled")
+    assert time.perf_counter() - start < 5
+    assert started["spark.jobGroup.id"].startswith("penguins-distribute-")
+    assert started["spark.job.interruptOnCancel"] == "true"
+    # Its group only, not cancelAllJobs: other notebooks share the cluster.
+    assert sc.cancelled == [started["spark.jobGroup.id"]]
+    assert sc.properties == {"spark.jobGroup.id": "notebook-command"}
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_finished_run_knows_its_wall_time(tmp_path):
+    spark = SimpleNamespace(sparkContext=RecordingSparkContext({}))
+    with distributed_run(spark, tmp_path, "X", 60) as run:
+        assert isinstance(run, DistributedRun) and run.folder.is_dir()
+        time.sleep(0.05)
+    assert run.wall_s >= 0.05
+    assert not run.folder.exists()
+
+
+def test_a_failed_rank_is_one_line_with_its_own_error(tmp_path, monkeypatch):
+    def broken(job):
+        raise ValueError(f"bad shard of {job['rows']} rows")
+
+    spark = SimpleNamespace(sparkContext=RecordingSparkContext({}))
+    with pytest.raises(PenguinRunError) as raised:
+        with distributed_run(spark, tmp_path, "TorchDistributor", 60) as run:
+            monkeypatch.setenv("RANK", "1")  # as TorchDistributor sets it in rank 1
+            try:
+                run.reporting(broken)({"rows": 480})
+            except ValueError:
+                raise RuntimeError("TorchDistributor failed, see the logs") from None
+    assert str(raised.value) == "TorchDistributor failed: rank 1: ValueError: bad shard of 480 rows"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_rank_error_names_the_cause_not_the_other_ranks_shutdown(tmp_path):
+    (tmp_path / "rank-0.error").write_text(
+        "rank 0: horovod.common.exceptions.HorovodInternalError: Horovod has been shut down.\n"
+    )
     (tmp_path / "rank-1.error").write_text("rank 1: ValueError: bad shard\n")
     assert rank_error(tmp_path, RuntimeError("see logs")) == "rank 1: ValueError: bad shard"
 
@@ -169,141 +261,126 @@ def test_workers_get_the_package_on_their_path(monkeypatch):
     assert os.environ["PYTHONPATH"] == "/elsewhere"
 
 
-def test_a_run_past_its_timeout_is_stopped():
-    stopped = threading.Event()
-
-    def hangs():
-        if not stopped.wait(10):
-            return "finished"
-        raise RuntimeError("killed by the watchdog")
-
-    start = time.perf_counter()
-    with pytest.raises(PenguinRunError, match=r"did not finish within 0 s; stopped"):
-        run_with_timeout(hangs, 0.2, stopped.set)
-    assert time.perf_counter() - start < 5
-    assert run_with_timeout(lambda: 42, 5, stopped.set) == 42
-
-
-def test_each_rank_trains_on_its_own_shard(lab):
-    shards = [load_shard(lab, rank, 3, batch_size=20)[1].tolist() for rank in range(3)]
-    # 960 rows over 3 ranks: 320 each, every row in exactly one shard (no padding repeats).
-    assert [len(s) for s in shards] == [320, 320, 320]
-    assert sorted(sum(shards, [])) == list(range(960))
-
-
-def test_a_non_finite_final_loss_stops_the_stage_before_it_commits(tmp_lab, spark, monkeypatch):
-    # Ranks whose weights blew up (say lr=1e30) still finish; their mean loss is NaN.
-    weights = tmp_lab.distributed_weights.read_bytes()
-    result = {"weights": weights, "train_loss": float("nan"), "train_s": 1.0, "shard_rows": 480}
-    monkeypatch.setattr(distribute, "launch_ranks", lambda *args: result)
-    with pytest.raises(PenguinInputError, match=r"^epoch 10: the loss is nan, the weights are no"):
-        distribute_stage(tmp_lab, spark, "torch", 2, epochs=10, log=lambda *_: None)
-    with pytest.raises(PenguinInputError, match="run 06_distribute first"):
-        tmp_lab.require("distributed")
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        (["backend=mpi"], "parameter backend: 'mpi' is not one of ['auto', 'horovod', 'torch']"),
+        (["num_processes=0"], "parameter num_processes: 0 is below 1"),
+        (["lr=inf"], "parameter lr: inf is not a finite number above 0.0"),
+        (["timeout_minutes=0"], "parameter timeout_minutes: 0 is not a finite number above 0.0"),
+        # Processes on the driver (TorchDistributor's local mode): one core each.
+        (
+            ["backend=torch", f"num_processes={CORES + 1}"],
+            f"parameter num_processes: {CORES + 1} processes need {CORES + 1} cores, "
+            f"the driver has {CORES}",
+        ),
+        # On the workers (barrier tasks): one Spark task slot each; the session is local[2].
+        (
+            ["backend=torch", "local_mode=false", "num_processes=3"],
+            "parameter num_processes: 3 processes need 3 Spark task slots, this cluster has 2",
+        ),
+    ],
+)
+def test_bad_parameters_are_refused_before_distributed_is_touched(tmp_lab, capsys, params, message):
+    record = tmp_lab.folder("distributed") / "_manifest.json"
+    before = record.read_bytes()
+    args = ["run", "--only", "distribute", "--lab-dir", str(tmp_lab.root)]
+    args += [a for p in params for a in ("--param", p)]
+    assert penguins(capsys, *args) == (2, f"penguins run: distribute: {message}\n")
+    assert record.read_bytes() == before  # the earlier commit stands
+    tmp_lab.require("distributed")
 
 
-def test_stage_needs_the_evaluation_first(tmp_lab, spark):
+def test_the_stage_needs_the_evaluation_first(tmp_lab, capsys):
     tmp_lab.evaluation.unlink()
-    with pytest.raises(
-        PenguinInputError, match="evaluation.json is missing: run 05_evaluate again"
-    ):
-        distribute_stage(tmp_lab, spark, backend="torch")
+    args = ["run", "--only", "distribute", "--lab-dir", str(tmp_lab.root)]
+    message = f"{tmp_lab.evaluation} is missing: run 05_evaluate again"
+    assert penguins(capsys, *args) == (2, f"penguins run: distribute: {message}\n")
 
 
 # --- real runs: 2 processes on the local SparkSession ---------------------------------------------
 
 
 @pytest.mark.parametrize(
-    ("backend", "local_mode"),
-    [("horovod", True), ("torch", True), ("torch", False)],
+    ("backend", "local_mode", "launcher"),
+    [
+        ("auto", "true", "horovod.spark.run"),  # the session's job run: Horovod is installed
+        ("torch", "true", "TorchDistributor"),
+        ("torch", "false", "TorchDistributor"),  # barrier tasks, as on worker nodes
+    ],
     ids=["horovod.spark.run", "TorchDistributor-local", "TorchDistributor-barrier"],
 )
-def test_two_processes_train_and_commit_the_model(
-    tmp_lab, spark, single_accuracy, backend, local_mode
+def test_two_processes_reach_single_process_accuracy_and_commit(
+    lab, tmp_lab, spark, backend, local_mode, launcher
 ):
-    summary = distribute_stage(
-        tmp_lab, spark, backend, 2, epochs=EPOCHS, local_mode=local_mode, timeout_s=180,
-        log=lambda *_: None,
+    if backend == "auto":
+        trained = lab  # conftest's job run: notebook 06 at its defaults, EPOCHS epochs
+    else:
+        distribute(tmp_lab, spark, backend=backend, local_mode=local_mode)
+        trained = tmp_lab
+    summary = read_json(trained.distributed_metrics)
+    assert (summary["launcher"], summary["num_processes"], summary["epochs"]) == (
+        launcher, 2, EPOCHS,
     )  # fmt: skip
     assert summary["shard_rows"] == 480  # 960 training rows, 2 ranks
-    assert summary["backend"] == backend and summary["num_processes"] == 2
-    # Rank 0's saved model is within 1 point (one test row in 102 is 0.98 points) of one process.
-    assert abs(summary["accuracy"] - single_accuracy) <= 0.01
-    assert read_json(tmp_lab.distributed_metrics) == summary
-    tmp_lab.require("distributed")  # committed: every file is there and whole
-    assert not list(tmp_lab.distributed_weights.parent.glob("_run-*"))
+    # Within one test row (1 in 102 is 0.98 points) of 04_train's single-process model.
+    assert abs(summary["accuracy"] - summary["single_accuracy"]) <= 0.01
+    trained.require("distributed")  # committed: every file is there and whole
+    assert not list(trained.folder("distributed").glob("_run-*"))
 
 
-# horovod.spark.run's own thread ends with the failed Spark job: expected here.
-@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
-@pytest.mark.parametrize("backend", ["torch", "horovod"])
-def test_a_failing_rank_fails_the_run_in_one_line_and_leaves_no_model(tmp_lab, spark, backend):
-    ship_this_module_by_value()
-    start = time.perf_counter()
-    with pytest.raises(PenguinRunError) as raised:
-        distribute_stage(
-            tmp_lab, spark, backend, 2, epochs=EPOCHS, timeout_s=120, start_timeout_s=10,
-            rank_fn=rank_1_fails, log=lambda *_: None,
-        )  # fmt: skip
-    launcher = "TorchDistributor" if backend == "torch" else "horovod.spark.run"
-    assert str(raised.value).startswith(
-        f"{launcher} failed: rank 1: OSError: [Errno {errno.EOPNOTSUPP}] volumes do not support "
-        "appends or updates in place"
+def test_a_loss_that_turns_nan_stops_the_stage_before_it_commits(tmp_lab, capsys):
+    # A rate so large that the ranks' weights blow up: they finish, their mean loss is NaN.
+    args = ["run", "--only", "distribute", "--lab-dir", str(tmp_lab.root), "--epochs", "3"]
+    args += ["--param", "backend=torch", "--param", "lr=1e30"]
+    message = (
+        "epoch 3: the loss is nan, the weights are no longer finite numbers: "
+        "try a smaller learning rate (lr)"
     )
-    assert time.perf_counter() - start < 60  # fails fast: no waiting for the whole timeout
-    assert not tmp_lab.distributed_weights.exists()
-    assert not list(tmp_lab.distributed_weights.parent.glob("_run-*"))
+    assert penguins(capsys, *args) == (2, f"penguins run: distribute: {message}\n")
     with pytest.raises(PenguinInputError, match="run 06_distribute first"):
         tmp_lab.require("distributed")
 
 
-class RecordingSparkContext:
-    """The job-group calls of a SparkContext, for one thread: its local properties, and the
-    groups cancelled (a cancelled group's running job then fails, as in Spark)."""
-
-    def __init__(self, properties: dict):
-        self.properties = dict(properties)
-        self.cancelled: list[str] = []
-        self.job_cancelled = threading.Event()
-
-    def getLocalProperty(self, key):
-        return self.properties.get(key)
-
-    def setLocalProperty(self, key, value):
-        if value is None:
-            self.properties.pop(key, None)
-        else:
-            self.properties[key] = value
-
-    def setJobGroup(self, group, description, interruptOnCancel=False):
-        self.properties["spark.jobGroup.id"] = group
-        self.properties["spark.job.description"] = description
-        self.properties["spark.job.interruptOnCancel"] = str(interruptOnCancel).lower()
-
-    def cancelJobGroup(self, group):
-        self.cancelled.append(group)
-        self.job_cancelled.set()
-
-    def cancelAllJobs(self):
-        self.cancelled.append("every job on the cluster")
-        self.job_cancelled.set()
+# Rank 1 appends to a file in the lab folder: a volume refuses that (the test's volume rules
+# hold in every rank), as a broken worker would fail.
+RANK_1_FAILS = '    if rank == 1:\n        open(lab.root / "rank-1.log", "a")\n'
 
 
-def test_a_timeout_cancels_only_the_runs_own_spark_jobs():
-    from penguin_classifier.distribute import spark_job_group, stop_workers
+def failing_notebook(folder: Path) -> Path:
+    """A copy of notebook 06 whose per-rank functions fail on rank 1 before their shard."""
+    text, count = re.subn(
+        r"^    x, y, rows = load_shard\(",
+        lambda match: RANK_1_FAILS + match.group(0),
+        NOTEBOOK.read_text(),
+        flags=re.MULTILINE,
+    )
+    assert count == 2  # train_hvd and train_ddp
+    copy = folder / "06_distribute_rank_1_fails.py"
+    copy.write_text(text)
+    return copy
 
-    # On Databricks the notebook command's own group is set on the thread before the stage runs.
-    sc = RecordingSparkContext({"spark.jobGroup.id": "notebook-command"})
-    started = {}
 
-    def launch():  # a Spark job takes the properties of the thread that starts it
-        started.update(sc.properties)
-        if sc.job_cancelled.wait(10):
-            raise RuntimeError("job cancelled")
-
-    with spark_job_group(sc) as group, pytest.raises(PenguinRunError, match="did not finish"):
-        run_with_timeout(launch, 0.2, lambda: stop_workers(sc, group))
-    assert started["spark.jobGroup.id"] == group
-    assert started["spark.job.interruptOnCancel"] == "true"
-    assert sc.cancelled == [group]  # not cancelAllJobs: other notebooks share the cluster
-    assert sc.properties == {"spark.jobGroup.id": "notebook-command"}
+# horovod.spark.run's own thread ends with the failed Spark job: expected here.
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+@pytest.mark.parametrize(
+    ("backend", "launcher"), [("torch", "TorchDistributor"), ("horovod", "horovod.spark.run")]
+)
+def test_a_failing_rank_fails_the_run_in_one_line_and_leaves_no_model(
+    tmp_lab, tmp_path, spark, backend, launcher
+):
+    notebook = failing_notebook(tmp_path)
+    widgets = {"lab_dir": str(tmp_lab.root), "backend": backend, "epochs": str(EPOCHS)}
+    start = time.perf_counter()
+    with pytest.raises(PenguinRunError) as raised:
+        run_notebook(notebook, widgets, spark)
+    log = tmp_lab.root.resolve() / "rank-1.log"
+    assert str(raised.value) == (
+        f"{launcher} failed: rank 1: OSError: [Errno {errno.EOPNOTSUPP}] volumes do not support "
+        f"appends or updates in place: '{log}'"
+    )
+    assert time.perf_counter() - start < 60  # fails fast: no waiting for the whole timeout
+    assert not tmp_lab.distributed_weights.exists()
+    assert not list(tmp_lab.folder("distributed").glob("_run-*"))
+    with pytest.raises(PenguinInputError, match="run 06_distribute first"):
+        tmp_lab.require("distributed")

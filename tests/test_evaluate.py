@@ -1,48 +1,130 @@
-"""Stage 5 and predict: exact metrics, the saved outputs, and refused measurements."""
+"""Stage 5, notebook 05 as the job runs it: exact metrics, the saved outputs, refused penguins;
+and predict's encoding of raw measurements."""
 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
+import math
 
+import mlflow
 import pandas as pd
 import pytest
 import torch
+from penguin_classifier import tracking
 from penguin_classifier.errors import PenguinInputError
-from penguin_classifier.evaluate import test_metrics as compute_metrics
-from penguin_classifier.layout import read_json
-from penguin_classifier.model import load_model
+from penguin_classifier.evaluate import evaluate_weights
+from penguin_classifier.layout import Handover, read_json, write_json
+from penguin_classifier.model import PenguinNet, load_model
 from penguin_classifier.predict import Penguin, encode, encode_frame, predict
-from torch import nn
+from penguin_classifier.runtime import project_root
 
+from penguins.cli import main
+from penguins.runner import run_notebook
+
+NOTEBOOK = project_root() / "notebooks" / "05_evaluate.py"
 SPECIES = ["Adelie", "Gentoo", "Chinstrap"]
 
 
-class Fixed(nn.Module):
-    """A 'model' that predicts the class given in the input's first column."""
+def always_adelie() -> dict:
+    """Weights that answer Adelie 0.5, Gentoo 0.25, Chinstrap 0.25 for every penguin: every
+    weight 0, the last layer's biases ln 2, 0, 0 (log_softmax: ln 2 - ln 4, -ln 4, -ln 4)."""
+    model = PenguinNet(5, 10, 3)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.zero_()
+        model.fc3.bias.copy_(torch.tensor([math.log(2), 0.0, 0.0]))
+    return model.state_dict()
 
-    def forward(self, x):
-        return torch.log(nn.functional.one_hot(x[:, 0].long(), 3).float() * 0.97 + 0.01)
+
+def commit_trained(lab, state: dict) -> None:
+    """Commit ``trained/`` again, as 04 does, with these weights, 04's history, and a new MLflow
+    run for 05 to log into (the session's 04 run keeps its own figures)."""
+    history = read_json(lab.history)
+    record = read_json(lab.folder("trained") / tracking.MLFLOW_JSON)
+    tracking.reopen(record)
+    with mlflow.start_run(run_name="always_adelie") as run:
+        pass
+    inputs = lab.require("prepared", "model")
+    handover = Handover(lab.folder("trained"), "04_train", {"epochs": 100}, inputs)
+    torch.save(state, handover.local / lab.weights.name)
+    write_json(handover.local / lab.history.name, history)
+    write_json(handover.local / tracking.MLFLOW_JSON, {**record, "train_run_id": run.info.run_id})
+    handover.commit()
 
 
-def test_confusion_matrix_precision_and_recall_are_exact():
-    predicted = torch.tensor([[0.0], [0.0], [1.0], [2.0], [0.0]])
-    actual = torch.tensor([0, 0, 1, 2, 2])
-    m = compute_metrics(Fixed(), predicted, actual, SPECIES)
-    # One Chinstrap is taken for an Adelie: 4 of 5 right.
-    assert m["accuracy"] == 0.8
-    assert m["confusion_matrix"] == [[2, 0, 0], [0, 1, 0], [1, 0, 1]]
-    # F1 is the harmonic mean: Adelie 2·(2/3·1)/(2/3+1) = 0.8, Chinstrap 2·(1·0.5)/1.5 = 2/3.
-    assert m["per_species"]["Adelie"] == pytest.approx(
-        {"precision": 2 / 3, "recall": 1.0, "f1": 0.8, "support": 2}
-    )
-    assert m["per_species"]["Chinstrap"] == pytest.approx(
-        {"precision": 1.0, "recall": 0.5, "f1": 2 / 3, "support": 2}
-    )
-    # Probabilities 0.98 for the predicted class, 0.01 for the others.
-    expected_loss = -(4 * torch.log(torch.tensor(0.98)) + torch.log(torch.tensor(0.01))) / 5
-    assert m["loss"] == pytest.approx(expected_loss.item(), rel=1e-5)
+def test_held_out_metrics_are_exact(tmp_lab, spark):
+    commit_trained(tmp_lab, always_adelie())
+    widgets = {"lab_dir": str(tmp_lab.root), "model_name": "always_adelie"}
+    run_notebook(NOTEBOOK, widgets, spark)
+    evaluation = read_json(tmp_lab.evaluation)
+    # The held-out rows: Adelie 151 → 45, Gentoo 123 → 37, Chinstrap 68 → 20 (30 % each, 102).
+    # Every one is taken for an Adelie: rows are actual, columns predicted.
+    assert evaluation["confusion_matrix"] == [[45, 0, 0], [37, 0, 0], [20, 0, 0]]
+    assert evaluation["accuracy"] == 45 / 102
+    # -ln 0.5 for each Adelie, -ln 0.25 = 2 ln 2 for the 57 others: (45 + 114) ln 2 / 102.
+    assert evaluation["loss"] == pytest.approx(159 * math.log(2) / 102, rel=1e-6)
+    # F1 is the harmonic mean: 2 · (45/102) · 1 / (45/102 + 1) = 90/147. A species never
+    # predicted has precision 0 (zero_division=0), not NaN.
+    assert evaluation["per_species"] == {
+        "Adelie": {
+            "precision": 45 / 102,
+            "recall": 1.0,
+            "f1": pytest.approx(90 / 147),
+            "support": 45,
+        },
+        "Gentoo": {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 37},
+        "Chinstrap": {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 20},
+    }
+    new = evaluation["new_penguin"]
+    assert (new["input"], new["species"]) == ("Dream,50.4,15.3,200,5000", "Adelie")
+    assert new["probabilities"] == pytest.approx({"Adelie": 0.5, "Gentoo": 0.25, "Chinstrap": 0.25})
+    # 06 compares its model with 05's figure through evaluate_weights: the same numbers.
+    assert evaluate_weights(tmp_lab, tmp_lab.weights) == {
+        "rows": 102,
+        "loss": evaluation["loss"],
+        "accuracy": evaluation["accuracy"],
+    }
+    # 45/102 is below min_accuracy 0.97: registered, but not champion.
+    registration = read_json(tmp_lab.folder("evaluation") / tracking.MLFLOW_JSON)
+    assert (registration["registered_model"], registration["alias"]) == ("always_adelie", None)
+
+
+@pytest.mark.parametrize(
+    ("param", "message"),
+    [
+        (
+            "new_penguin=Dream,50.4",
+            "new penguin 'Dream,50.4': expected island,culmen_length,culmen_depth,"
+            "flipper_length,body_mass",
+        ),
+        ("new_penguin=Dream,50.4,15.3,long,5000", "flipper_length: 'long' is not a number"),
+        (
+            "new_penguin=Anvers,50,15,200,5000",
+            "island 'Anvers' is not in the saved vocabulary ['Biscoe', 'Dream', 'Torgersen']",
+        ),
+        # Finite as a Python float, inf as the model's float32 (and NaN probabilities).
+        (
+            "new_penguin=Dream,50,15,200,1e39",
+            "BodyMass: 1e+39 is not a positive number up to 3.4e38 (float32)",
+        ),
+        # Fits in float32, but CulmenDepth × its weights does not: inf, then NaN.
+        (
+            "new_penguin=Dream,50,3.4e38,200,5000",
+            "the model's probabilities are NaN: these values overflow its float32 arithmetic, "
+            "or its weights are not numbers",
+        ),
+        ("min_accuracy=nan", "parameter min_accuracy: nan is not a finite number above 0.0"),
+    ],
+)
+def test_refused_before_anything_is_saved(tmp_lab, capsys, param, message):
+    record = tmp_lab.folder("evaluation") / "_manifest.json"
+    before = record.read_bytes()
+    args = ["run", "--only", "evaluate", "--lab-dir", str(tmp_lab.root), "--param", param]
+    assert main(args) == 2
+    assert capsys.readouterr().err == f"penguins run: evaluate: {message}\n"
+    # evaluation/ still holds its earlier commit: the hand-over was never opened.
+    assert record.read_bytes() == before
+    tmp_lab.require("evaluation")
 
 
 def test_evaluation_outputs_on_the_shipped_data(lab):
@@ -55,16 +137,6 @@ def test_evaluation_outputs_on_the_shipped_data(lab):
     assert sum(evaluation["new_penguin"]["probabilities"].values()) == pytest.approx(1.0)
     assert lab.loss_plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert lab.confusion_plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-
-
-def test_importing_evaluate_leaves_the_matplotlib_backend_alone():
-    # A learner's inline backend must survive the import (it once called matplotlib.use("Agg")).
-    code = (
-        "import matplotlib; matplotlib.use('svg'); import penguin_classifier.evaluate; "
-        "print(matplotlib.get_backend())"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "svg"
 
 
 def test_predict_reloads_the_saved_weights(lab):

@@ -27,9 +27,10 @@ def test_notebooks_are_found():
         "05_evaluate.py",
         "06_distribute.py",
         "07_score.py",  # batch scoring with the registered model (tests/test_scoring.py)
+        "08_serve.py",  # the champion behind an endpoint (tests/test_serving.py)
     ]
     assert [t.key for t in local_tasks()] == [
-        "ingest", "prepare", "model", "train", "evaluate", "distribute"
+        "ingest", "prepare", "model", "train", "evaluate", "distribute", "serve"
     ]  # fmt: skip
 
 
@@ -50,7 +51,7 @@ def test_databricks_source_format(path):
 def test_every_stage_committed_its_outputs(lab_run):
     lab, results = lab_run
     assert [r.key for r in results] == [
-        "ingest", "prepare", "model", "train", "evaluate", "distribute"
+        "ingest", "prepare", "model", "train", "evaluate", "distribute", "serve"
     ]  # fmt: skip
     lab.require(*STAGES)
     values = {k: v for r in results for k, v in r.task_values.items()}

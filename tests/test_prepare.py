@@ -1,27 +1,35 @@
-"""Stage 2: exact row counts, vocabulary, scaling, and a split made before oversampling."""
+"""Stage 2, notebook 02 run as the job runs it: exact row counts, vocabulary, scaling, a split
+made before oversampling, refusals in one line, and a learner's change to a cell taking effect."""
 
 from __future__ import annotations
 
 import pandas as pd
 import pytest
 from penguin_classifier.errors import PenguinInputError
-from penguin_classifier.evaluate import evaluate_stage
-from penguin_classifier.ingest import ingest
+from penguin_classifier.features import FEATURES
 from penguin_classifier.layout import Lab, read_json
-from penguin_classifier.model import new_model, save_initial_model
-from penguin_classifier.prepare import (
-    FEATURES,
-    clean,
-    encode,
-    island_vocabulary,
-    prepare,
-    read_raw,
-    split_sizes,
-)
-from penguin_classifier.runtime import shipped_data
-from penguin_classifier.train import train_stage
+from penguin_classifier.runtime import project_root, shipped_data
+
+from penguins.cli import main
+from penguins.runner import run_notebook
 
 DATA = shipped_data()
+NOTEBOOK = project_root() / "notebooks" / "02_prepare.py"
+HEADER, *SHIPPED_ROWS = DATA.read_text().splitlines()
+
+
+def penguins_run(capsys, *args: str) -> tuple[int, str, list[str]]:
+    """``penguins run ARGS`` in this process: exit status, stdout and stderr's lines."""
+    status = main(["run", *args])
+    captured = capsys.readouterr()
+    return status, captured.out, captured.err.splitlines()
+
+
+def source_with(tmp_path, rows: list[str]) -> str:
+    """A source CSV of the shipped file's header and ``rows``."""
+    source = tmp_path / "source.csv"
+    source.write_text("\n".join([HEADER, *rows]) + "\n")
+    return str(source)
 
 
 def test_counts_vocabulary_and_split_sizes(lab):
@@ -38,6 +46,8 @@ def test_counts_vocabulary_and_split_sizes(lab):
     assert spec["islands"] == ["Biscoe", "Dream", "Torgersen"]
     assert spec["features"] == FEATURES
     assert list(train.columns) == [*FEATURES, "Species"]
+    assert (spec["oversample"], spec["test_fraction"], spec["seed"]) == (4, 0.3, 0)
+    assert spec["warnings"] == []
 
 
 def test_oversampling_happens_after_the_split(lab):
@@ -52,100 +62,149 @@ def test_oversampling_happens_after_the_split(lab):
         assert train.iloc[240 * k : 240 * (k + 1)].reset_index(drop=True).equals(first)
 
 
-def test_encoding_and_scaling_of_one_row(spark, tmp_path):
-    raw = tmp_path / "raw.csv"
-    raw.write_text(
-        "Island,CulmenLength,CulmenDepth,FlipperLength,BodyMass,Species\n"
-        "Torgersen,39.1,18.7,181,3750,0\nDream,,,,,2\nBiscoe,46.1,13.2,211,4500,1\n"
-    )
-    data = clean(read_raw(spark, raw))
-    islands = island_vocabulary(data)
-    assert islands == ["Biscoe", "Torgersen"]  # sorted; Dream's only row was incomplete
-    rows = encode(data, islands).orderBy("Species").collect()
-    # Torgersen is index 1; 181 mm / 10 = 18.1; 3750 g / 100 = 37.5.
-    assert [round(v, 4) for v in rows[0]] == [1.0, 39.1, 18.7, 18.1, 37.5, 0]
-    assert [round(v, 4) for v in rows[1]] == [0.0, 46.1, 13.2, 21.1, 45.0, 1]
-
-
-def test_split_depends_on_the_seed_only(spark, tmp_path):
-    def test_rows(seed, name):
-        lab = Lab(tmp_path / name)
-        ingest(str(DATA), lab)
-        prepare(spark, lab, oversample_copies=1, seed=seed)
-        return pd.read_parquet(lab.test)
-
-    a, b, c = test_rows(0, "a"), test_rows(0, "b"), test_rows(1, "c")
-    assert a.equals(b)
-    assert not a.equals(c)
-    assert len(c) == 102
-
-
-def test_prepare_without_raw_data_says_to_ingest_first(spark, tmp_path):
-    with pytest.raises(PenguinInputError, match=r"raw is not committed .*: run 01_ingest first"):
-        prepare(spark, Lab(tmp_path))
-    assert not (tmp_path / "prepared").exists()
-
-
-def lab_with_rows(tmp_path, rows: list[str]) -> Lab:
-    """A lab folder whose committed raw data is the shipped file's header and ``rows``."""
-    source = tmp_path / "source.csv"
-    source.write_text("\n".join([DATA.read_text().splitlines()[0], *rows]) + "\n")
+def test_encoding_and_scaling_of_each_row(spark, tmp_path, capsys):
+    rows = ["Torgersen,39.1,18.7,181,3750,0", "Torgersen,39.5,17.4,186,3800,0", "Dream,,,,,2"]
+    rows += ["Biscoe,46.1,13.2,211,4500,1", "Biscoe,50,16.3,230,5700,1"]
     lab = Lab(tmp_path / "lab")
-    ingest(str(source), lab)
-    return lab
+    args = ["--only", "ingest,prepare", "--lab-dir", str(lab.root)]
+    args += ["--source", source_with(tmp_path, rows), "--param", "test_fraction=0.5"]
+    status, out, err = penguins_run(capsys, *args, "--param", "oversample=1")
+    assert (status, err) == (0, [])
+    spec = read_json(lab.features)
+    assert spec["islands"] == ["Biscoe", "Torgersen"]  # sorted; Dream's only row was incomplete
+    # floor(2 * 0.5 + 0.5) = 1 of the 2 rows of each species to test, the other to train.
+    assert spec["rows"]["per_species"] == {
+        "Adelie": {"train": 1, "test": 1},
+        "Gentoo": {"train": 1, "test": 1},
+    }
+    assert "WARNING: species Chinstrap has no complete rows\n" in out
+    both = pd.concat([pd.read_parquet(lab.train), pd.read_parquet(lab.test)])
+    # Biscoe is index 0, Torgersen 1; e.g. 181 mm / 10 = 18.1 and 3750 g / 100 = 37.5.
+    assert sorted(tuple(round(v, 4) for v in row) for row in both.itertuples(index=False)) == [
+        (0.0, 46.1, 13.2, 21.1, 45.0, 1),
+        (0.0, 50.0, 16.3, 23.0, 57.0, 1),
+        (1.0, 39.1, 18.7, 18.1, 37.5, 0),
+        (1.0, 39.5, 17.4, 18.6, 38.0, 0),
+    ]
 
 
-SHIPPED_ROWS = DATA.read_text().splitlines()[1:]
+def test_the_oversample_parameter_repeats_the_training_rows_only(lab, tmp_lab, capsys):
+    status, _, err = penguins_run(
+        capsys, "--only", "prepare", "--lab-dir", str(tmp_lab.root), "--param", "oversample=2"
+    )
+    assert (status, err) == (0, [])
+    spec = read_json(tmp_lab.features)
+    # 240 training rows, 2 copies; the split is seed 0's, whatever the copies.
+    assert len(pd.read_parquet(tmp_lab.train)) == 480 == spec["rows"]["train_oversampled"]
+    assert spec["oversample"] == 2
+    assert pd.read_parquet(tmp_lab.test).equals(pd.read_parquet(lab.test))
+
+
+def test_another_seed_gives_another_split_of_the_same_sizes(lab, tmp_lab, capsys):
+    status, _, err = penguins_run(
+        capsys, "--only", "prepare", "--lab-dir", str(tmp_lab.root), "--seed", "1"
+    )
+    assert (status, err) == (0, [])
+    test = pd.read_parquet(tmp_lab.test)
+    assert not test.equals(pd.read_parquet(lab.test))
+    assert test["Species"].value_counts().sort_index().tolist() == [45, 37, 20]  # as at seed 0
+
+
+def test_a_learners_change_to_a_cell_takes_effect(spark, tmp_lab, tmp_path):
+    # A copy of the notebook whose oversampling cell makes 2 copies whatever the parameter says.
+    line = 'copies = F.explode(F.sequence(F.lit(1), F.lit(oversample_copies))).alias("_copy")'
+    text = NOTEBOOK.read_text()
+    assert text.count(line) == 1
+    changed = tmp_path / "02_prepare_changed.py"
+    changed.write_text(text.replace(line, line.replace("F.lit(oversample_copies)", "F.lit(2)")))
+    dbutils = run_notebook(changed, {"lab_dir": str(tmp_lab.root)}, spark)
+    # 240 training rows x 2, counted from what the cell wrote, not from oversample (4).
+    spec = read_json(tmp_lab.features)
+    assert (spec["oversample"], spec["rows"]["train_oversampled"]) == (4, 480)
+    assert dbutils.jobs.taskValues.values["train_rows"] == 480
+    assert len(pd.read_parquet(tmp_lab.train)) == 480
+    tmp_lab.require("prepared")  # committed
+
+
+def test_prepare_without_raw_data_says_to_ingest_first(tmp_path, capsys):
+    lab = Lab(tmp_path / "lab")
+    status, _, err = penguins_run(capsys, "--only", "prepare", "--lab-dir", str(lab.root))
+    raw = lab.folder("raw")
+    assert (status, err) == (
+        2,
+        [f"penguins run: prepare: {raw} is not committed (no _manifest.json): run 01_ingest first"],
+    )
+    assert not lab.folder("prepared").exists()
 
 
 @pytest.mark.parametrize(
     ("rows", "message"),
     [
-        # Both rows lack measurements: nothing to train on (once a Spark AnalysisException).
-        (["Dream,,,,,0", "Biscoe,,,,,1"], "no complete rows: every row has a missing value"),
+        # Every row misses a measurement: nothing to train on (once a 40-line AnalysisException
+        # from encoding an empty vocabulary).
+        (
+            ["Dream,39.1,18.7,181,,0", "Biscoe,46.1,,211,4500,1", "Dream,,17.9,192,3500,2"],
+            "no complete rows: every row has a missing value",
+        ),
         # One complete Chinstrap row: round(0.3 * 1) = 0 test rows, so it could never be tested
         # (once a ZeroDivisionError further on).
         (
             [r for r in SHIPPED_ROWS if not r.endswith(",2")] + ["Dream,46.5,17.9,192,3500,2"],
-            r"every species in both train and test at test_fraction 0\.3: Chinstrap \(1 rows\)",
+            "too few complete rows to have every species in both train and test at "
+            "test_fraction 0.3: Chinstrap (1 rows)",
+        ),
+        # A positive float64, which ingest lets through, but 0 as the model's float32.
+        (
+            SHIPPED_ROWS[:1] + ["Dream,39.1,18.7,181,1e-50,0"],
+            "column BodyMass: 1 value(s) are not a positive number up to 3.4e38 (float32) "
+            "once cast",
         ),
     ],
 )
-def test_data_without_a_valid_split_is_refused(spark, tmp_path, rows, message):
-    lab = lab_with_rows(tmp_path, rows)
-    with pytest.raises(PenguinInputError, match=message):
-        prepare(spark, lab)
+def test_data_without_a_valid_split_is_one_line(spark, tmp_path, capsys, rows, message):
+    # The whole job, as `penguins run --source F.csv --epochs 3` runs it: it stops at prepare.
+    lab = Lab(tmp_path / "lab")
+    args = ["--source", source_with(tmp_path, rows), "--epochs", "3", "--lab-dir", str(lab.root)]
+    status, _, err = penguins_run(capsys, *args)
+    assert (status, err) == (2, [f"penguins run: prepare: {message}"])
+    lab.require("raw")  # ingest took it; prepare refused it
     with pytest.raises(PenguinInputError, match="run 02_prepare first"):
         lab.require("prepared")
 
 
-@pytest.mark.parametrize(
-    ("value", "message"),
-    [
-        (float("inf"), "column BodyMass: values from 3750.0 to inf"),
-        (float("nan"), "column BodyMass: values from 3750.0 to nan"),
-        (0.0, "column BodyMass: values from 0.0 to 4500.0"),
-    ],
-)
-def test_measurements_must_be_finite_and_positive(spark, value, message):
-    # Ingest refuses such values; prepare checks again what Spark will train on.
-    row = ("Dream", 39.1, 18.7, 181.0)
-    data = spark.createDataFrame(
-        [(*row, 3750.0, 0), (*row, 4500.0, 0), (*row, value, 0)],
-        "Island string, CulmenLength float, CulmenDepth float, FlipperLength float, "
-        "BodyMass float, Species int",
+def test_the_refusal_comes_before_any_encoding(spark, tmp_path, capsys):
+    lab = Lab(tmp_path / "lab")
+    source = source_with(tmp_path, ["Dream,39.1,18.7,181,,0"])
+    assert (
+        penguins_run(capsys, "--only", "ingest", "--lab-dir", str(lab.root), "--source", source)[0]
+        == 0
     )
-    with pytest.raises(PenguinInputError, match=message):
-        split_sizes(data, 0.3)
+    cells = []
+    with pytest.raises(PenguinInputError, match="^no complete rows"):
+        run_notebook(NOTEBOOK, {"lab_dir": str(lab.root)}, spark, cells)
+    # The cells that ran, the last one the refusal: before the vocabulary and the encoding.
+    assert [title for title, _ in cells] == [
+        "Widgets",
+        "Read parameters",
+        "Open the hand-over",
+        "Read the raw CSV",
+        "Drop incomplete rows, cast the numbers",
+        "Refuse data that cannot be split",
+    ]
 
 
-def test_a_missing_species_is_a_warning_up_to_the_evaluation(spark, tmp_path):
-    lab = lab_with_rows(tmp_path, [r for r in SHIPPED_ROWS if not r.endswith(",2")])
-    report = prepare(spark, lab)
-    assert report.warnings == ["species Chinstrap has no complete rows"]
-    assert "WARNING: species Chinstrap has no complete rows" in report.summary()
-    save_initial_model(lab, new_model(lab), seed=0)
-    train_stage(lab, epochs=1, log=None)
-    evaluation = evaluate_stage(lab, log=lambda *_: None)
-    assert read_json(lab.evaluation)["warnings"] == report.warnings == evaluation["warnings"]
+def test_a_missing_species_is_a_warning_up_to_the_evaluation(spark, tmp_path, capsys):
+    lab = Lab(tmp_path / "lab")
+    source = source_with(tmp_path, [r for r in SHIPPED_ROWS if not r.endswith(",2")])
+    args = ["--only", "ingest,prepare,model,train,evaluate", "--lab-dir", str(lab.root)]
+    args += ["--source", source, "--epochs", "1"]
+    # A registered model of its own: this one must never become the session's champion.
+    args += ["--param", "model_name=penguin_classifier_without_chinstrap"]
+    status, out, _ = penguins_run(capsys, *args)  # stderr: what MLflow logs
+    assert status == 0
+    warnings = ["species Chinstrap has no complete rows"]  # no row ends in ",2"
+    assert "WARNING: species Chinstrap has no complete rows\n" in out
+    assert read_json(lab.features)["warnings"] == warnings
+    evaluation = read_json(lab.evaluation)
+    assert evaluation["warnings"] == warnings
     assert evaluation["per_species"]["Chinstrap"]["support"] == 0

@@ -1,4 +1,5 @@
-"""Batch scoring with Spark: predictions, incomplete rows kept, counts, accuracy, refusals."""
+"""Batch scoring, notebook 07 run as the job runs it (``penguins run --job penguin_scoring``):
+predictions, incomplete rows kept, counts, accuracy, and the refusals, one line each."""
 
 from __future__ import annotations
 
@@ -7,12 +8,11 @@ from pathlib import Path
 import mlflow
 import pandas as pd
 import pytest
-from penguin_classifier.errors import PenguinInputError
-from penguin_classifier.layout import MANIFEST, read_json
-from penguin_classifier.runtime import project_root
-from penguin_classifier.scoring import score
+from penguin_classifier.layout import MANIFEST, Lab, read_json
 
-from penguins.runner import run_notebook
+from penguins.cli import main
+from penguins.jobs import local_tasks
+from penguins.runner import run_tasks
 
 HEADER = "Island,CulmenLength,CulmenDepth,FlipperLength,BodyMass,Species"
 ROWS = [
@@ -35,16 +35,41 @@ def write_csv(path: Path, rows: list[str], header: str = HEADER) -> str:
     return str(path)
 
 
-def test_scoring_writes_predictions_and_counts_incomplete_rows(spark, model_uri, tmp_path):
+def score(lab: Lab, source: str, output: Path, *params: str) -> list[str]:
+    """``penguins run`` of the scoring job on ``source``, into ``output``."""
+    args = ["run", "--job", "penguin_scoring", "--lab-dir", str(lab.root)]
+    args += ["--param", f"input={source}", "--param", f"output={output}"]
+    return args + [x for p in params for x in ("--param", p)]
+
+
+def refused(capsys, args: list[str]) -> str:
+    """Run ``penguins ARGS``; assert exit 2 and one line on stderr; return it, newline off."""
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err
+    return err.rstrip("\n")
+
+
+def test_scoring_writes_predictions_and_counts_incomplete_rows(
+    model_uri, tmp_lab, tmp_path, capsys
+):
     source = write_csv(tmp_path / "in.csv", ROWS)
-    report = score(spark, source, model_uri, str(tmp_path / "scored"))
+    assert main(score(tmp_lab, source, tmp_path / "scored")) == 0
+    out = capsys.readouterr().out
     # 5 rows, 2 with a missing measurement; of the 3 labelled and scored, 2 are right.
-    assert (report.rows, report.incomplete, report.labelled) == (5, 2, 3)
-    assert report.per_species == {"Adelie": 1, "Gentoo": 1, "Chinstrap": 1}
-    assert report.accuracy == pytest.approx(2 / 3)
-    assert "2 incomplete (not scored)" in report.summary()
-    out = pd.read_parquet(tmp_path / "scored" / "predictions.parquet").sort_values("BodyMass")
-    assert list(out.columns) == [
+    assert "5 rows: 3 scored (Adelie 1, Gentoo 1, Chinstrap 1), 2 incomplete (not scored)" in out
+    assert "accuracy 0.6667 on 3 labelled rows" in out
+    predictions = tmp_path / "scored" / "predictions.parquet"
+    assert read_json(tmp_path / "scored" / "summary.json") == {
+        "rows": 5,
+        "incomplete": 2,
+        "per_species": {"Adelie": 1, "Gentoo": 1, "Chinstrap": 1},
+        "labelled": 3,
+        "accuracy": pytest.approx(2 / 3),
+        "output": str(predictions),
+    }
+    table = pd.read_parquet(predictions).sort_values("BodyMass")
+    assert list(table.columns) == [
         *HEADER.split(","),
         "predicted_species",
         "probability_Adelie",
@@ -52,72 +77,99 @@ def test_scoring_writes_predictions_and_counts_incomplete_rows(spark, model_uri,
         "probability_Chinstrap",
     ]
     # Sorted by mass: 3750 Adelie, 3950 Chinstrap, 4500 Gentoo, then the two without a mass.
-    assert out["predicted_species"].tolist() == ["Adelie", "Chinstrap", "Gentoo", None, None]
-    expected = mlflow.pyfunc.load_model(model_uri).predict(out.iloc[:3][HEADER.split(",")[:5]])
-    assert out.iloc[:3]["probability_Gentoo"].tolist() == pytest.approx(
+    assert table["predicted_species"].tolist() == ["Adelie", "Chinstrap", "Gentoo", None, None]
+    expected = mlflow.pyfunc.load_model(model_uri).predict(table.iloc[:3][HEADER.split(",")[:5]])
+    assert table.iloc[:3]["probability_Gentoo"].tolist() == pytest.approx(
         expected["probability_Gentoo"].tolist()
     )
-    assert out["probability_Adelie"].isna().tolist() == [False, False, False, True, True]
-    committed = read_json(tmp_path / "scored" / MANIFEST)
-    assert committed["stage"] == "07_score"
-    assert read_json(tmp_path / "scored" / "summary.json")["accuracy"] == pytest.approx(2 / 3)
+    assert table["probability_Adelie"].isna().tolist() == [False, False, False, True, True]
+    assert read_json(tmp_path / "scored" / MANIFEST)["stage"] == "07_score"
 
 
-def test_a_table_without_labels_has_no_accuracy(spark, model_uri, tmp_path):
-    rows = [r.rsplit(",", 1)[0].split(",") for r in ROWS[:2]]
-    columns = HEADER.split(",")[:5]
-    spark.createDataFrame(pd.DataFrame(rows, columns=columns)).createOrReplaceTempView("new_birds")
-    report = score(spark, "new_birds", model_uri, str(tmp_path / "scored"))
-    assert (report.rows, report.incomplete, report.accuracy) == (2, 0, None)
-    assert report.per_species == {"Adelie": 1, "Gentoo": 1, "Chinstrap": 0}
+@pytest.mark.parametrize("labels", ["no Species column (a table)", "Species all NA (a CSV)"])
+def test_without_labels_there_is_no_accuracy(spark, tmp_lab, tmp_path, capsys, labels):
+    two = [r.rsplit(",", 1)[0] for r in ROWS[:2]]  # the Gentoo and the Adelie, label cut off
+    if labels.startswith("no"):
+        frame = pd.DataFrame([r.split(",") for r in two], columns=HEADER.split(",")[:5])
+        spark.createDataFrame(frame).createOrReplaceTempView("new_birds")
+        source = "new_birds"
+    else:
+        source = write_csv(tmp_path / "in.csv", [f"{r},NA" for r in two])
+    assert main(score(tmp_lab, source, tmp_path / "scored")) == 0
+    summary = read_json(tmp_path / "scored" / "summary.json")
+    # Both complete, so both scored; no label to check them against, so no accuracy.
+    assert (summary["rows"], summary["incomplete"], summary["labelled"]) == (2, 0, 0)
+    assert summary["accuracy"] is None
+    assert summary["per_species"] == {"Adelie": 1, "Gentoo": 1, "Chinstrap": 0}
+    printed = capsys.readouterr().out.splitlines()
+    assert not [line for line in printed if line.startswith("accuracy ")]  # no accuracy line
+
+
+ISLANDS = "['Biscoe', 'Dream', 'Torgersen']"  # the saved vocabulary, sorted
+POSITIVE = "is not a positive number up to 3.4e38 (float32)"  # features.MEASUREMENT
 
 
 @pytest.mark.parametrize(
-    ("row", "message"),
+    ("row", "problem"),
     [
         (
             "Anvers,46.1,13.2,211,4500,1",
-            r"in.csv: 1 row cannot be scored, e.g. island 'Anvers' is not in",
+            f"island 'Anvers' is not in the saved vocabulary {ISLANDS}",
         ),
-        ("Biscoe,46.1,13.2,211,heavy,1", r"e.g. BodyMass 'heavy' is not a positive number"),
-        (
-            "Biscoe,46.1,-13.2,211,4500,1",
-            r"e.g. CulmenDepth '-13.2' is not a positive number",
-        ),
+        ("Biscoe,46.1,13.2,211,heavy,1", f"BodyMass 'heavy' {POSITIVE}"),
+        ("Biscoe,46.1,-13.2,211,4500,1", f"CulmenDepth '-13.2' {POSITIVE}"),
         # Finite as a double, inf as the model's float32: it was scored Adelie, NaN probabilities.
-        (
-            "Biscoe,46.1,13.2,211,1e39,1",
-            r"e.g. BodyMass '1e39' is not a positive number up to 3\.4e38 \(float32\)$",
-        ),
-        ("Biscoe,46.1,13.2,211,4500,7", r"e.g. Species '7' is not 0 to 2$"),
+        ("Biscoe,46.1,13.2,211,1e39,1", f"BodyMass '1e39' {POSITIVE}"),
+        ("Biscoe,46.1,13.2,211,4500,7", "Species '7' is not 0 to 2"),  # 3 species: labels 0-2
     ],
 )
-def test_values_the_model_cannot_take_stop_before_scoring(spark, model_uri, tmp_path, row, message):
+def test_values_the_model_cannot_take_stop_before_scoring(tmp_lab, tmp_path, capsys, row, problem):
     source = write_csv(tmp_path / "in.csv", [*ROWS, row])
-    with pytest.raises(PenguinInputError, match=message):
-        score(spark, source, model_uri, str(tmp_path / "scored"))
+    assert refused(capsys, score(tmp_lab, source, tmp_path / "scored")) == (
+        f"penguins run: score: input {source}: 1 row cannot be scored, e.g. {problem}"
+    )
+    assert not (tmp_path / "scored").exists()  # refused before the output was touched
+
+
+def test_a_missing_column_file_or_model_is_one_line(tmp_lab, tmp_path, capsys):
+    source = write_csv(tmp_path / "in.csv", ["Biscoe,46.1,13.2,211"], HEADER.rsplit(",", 2)[0])
+    expected = f"input {source}: missing columns ['BodyMass']; expected ['Island', 'CulmenLength', "
+    expected += "'CulmenDepth', 'FlipperLength', 'BodyMass']"
+    err = refused(capsys, score(tmp_lab, source, tmp_path / "scored"))
+    assert err == f"penguins run: score: {expected}"
+    none = tmp_path / "none.csv"
+    err = refused(capsys, score(tmp_lab, str(none), tmp_path / "scored"))
+    assert err == f"penguins run: score: input {none} not found"
+    model = "models:/no_such_model@champion"
+    err = refused(capsys, score(tmp_lab, source, tmp_path / "scored", f"model={model}"))
+    assert err.startswith(f"penguins run: score: model {model}: ")  # then MLflow's reason
     assert not (tmp_path / "scored").exists()
 
 
-def test_missing_input_column_model_or_file_is_one_line(spark, model_uri, tmp_path):
-    source = write_csv(tmp_path / "in.csv", ["Biscoe,46.1,13.2,211"], HEADER.rsplit(",", 2)[0])
-    with pytest.raises(PenguinInputError, match=r"missing columns \['BodyMass'\]"):
-        score(spark, source, model_uri, str(tmp_path / "scored"))
-    with pytest.raises(PenguinInputError, match=f"input {tmp_path}/none.csv not found"):
-        score(spark, str(tmp_path / "none.csv"), model_uri, str(tmp_path / "scored"))
-    with pytest.raises(PenguinInputError, match="^model models:/no_such_model@champion: "):
-        score(spark, source, "models:/no_such_model@champion", str(tmp_path / "scored"))
-
-
-def test_the_notebook_scores_the_lab_data_with_the_champion(spark, model_uri, tmp_lab):
+def test_the_job_scores_the_lab_data_with_the_champion(spark, tmp_lab):
     # Defaults: the lab's raw CSV, models:/penguin_classifier@champion, <lab_dir>/scored.
-    notebook = project_root() / "notebooks" / "07_score.py"
-    dbutils = run_notebook(notebook, {"lab_dir": str(tmp_lab.root)}, spark)
-    values = dbutils.jobs.taskValues.values
+    tasks = local_tasks(job="penguin_scoring")
+    (result,) = run_tasks(tasks, {"lab_dir": str(tmp_lab.root)}, spark, log=lambda *_: None)
     # The shipped data: 344 rows, 2 without measurements; all labelled.
-    assert values["scored_rows"] == 342
-    assert values["scoring_accuracy"] >= 0.97
+    assert result.task_values["scored_rows"] == 342
+    assert result.task_values["scoring_accuracy"] >= 0.97
+    summary = read_json(tmp_lab.folder("scored") / "summary.json")
+    assert (summary["rows"], summary["incomplete"], summary["labelled"]) == (344, 2, 342)
     assert read_json(tmp_lab.folder("scored") / MANIFEST)["parameters"] == {
         "input": str(tmp_lab.raw),
         "model": "models:/penguin_classifier@champion",
     }
+    assert [title for title, _ in result.cells] == [
+        "Widgets",
+        "Read parameters",
+        "Point MLflow at the registry",
+        "Load the model from the registry",
+        "Read the penguins: a CSV file with a header, or a table",
+        "Check every value before scoring",
+        "The model as a Spark function",
+        "Score the complete rows, keep the others",
+        "Write the predictions (the output folder is replaced only now)",
+        "Count the predictions per species",
+        "Accuracy on the labelled rows",
+        "Commit",
+    ]

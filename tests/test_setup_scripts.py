@@ -30,7 +30,7 @@ HOST = "adb-0000000000000000.0.azuredatabricks.net"  # made up: a real one has a
 TAG = {"created-by": "penguin-classifier"}
 CHANGES = ("az provider register", "az group create", "az databricks workspace create")
 CHANGES += ("az group delete", "databricks bundle deploy", "databricks bundle destroy")
-CHANGES += ("databricks model-versions delete",)
+CHANGES += ("databricks model-versions delete", "databricks serving-endpoints delete")
 
 FAKE = """#!{python}
 import json, os, sys
@@ -112,11 +112,14 @@ STORAGE = {"type": "Microsoft.Storage/storageAccounts", "name": "mydata", "id": 
 MODEL = "databricks_1a2b3c4.default.dev_ada_penguin_classifier"
 
 
-def summary(model_id=MODEL, name="dev_ada_penguin_classifier"):
-    """`databricks bundle summary -o json`: the part cleanup.sh reads (id: None when undeployed)."""
+def summary(model_id=MODEL, name="dev_ada_penguin_classifier", endpoint=None):
+    """`databricks bundle summary -o json`: the part cleanup.sh reads (id: None when undeployed;
+    the endpoint_name variable's value, when given)."""
     model = {"catalog_name": "main", "schema_name": "default", "name": name}
     model.update({"id": model_id} if model_id else {})
-    return json.dumps({"resources": {"registered_models": {"penguin_classifier": model}}})
+    variables = {"endpoint_name": {"value": endpoint}} if endpoint else {}
+    resources = {"registered_models": {"penguin_classifier": model}}
+    return json.dumps({"resources": resources, "variables": variables})
 
 
 def versions(*numbers):
@@ -573,3 +576,34 @@ def test_shellcheck():
         ["shellcheck", *scripts], capture_output=True, text=True, cwd=SETUP.parent
     )
     assert result.returncode == 0, result.stdout
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "exists", "deleted", "said"),
+    [
+        (
+            "predict-penguin-dev-ada",
+            True,
+            True,
+            "Deleted serving endpoint predict-penguin-dev-ada.",
+        ),
+        ("predict-penguin-dev-ada", False, False, "does not exist: none to delete"),
+        ("predict-penguin", True, False, "is not your development endpoint: it stays"),
+    ],
+)
+def test_cleanup_deletes_your_serving_endpoint_and_no_other(
+    tmp_path, endpoint, exists, deleted, said
+):
+    # Notebook 08 creates the endpoint with the SDK, so `bundle destroy` does not know it.
+    get = [] if exists else [("databricks serving-endpoints get", "Error: not found\n", 1)]
+    answers = [("databricks bundle summary", summary(endpoint=endpoint)), *get, *CLEANUP]
+    result, calls = run(tmp_path, "cleanup.sh", "--resource-group", GROUP, "--yes", answers=answers)
+    assert result.returncode == 0, result.stderr
+    delete = [f"databricks serving-endpoints delete {endpoint}"] if deleted else []
+    assert changes(calls) == [
+        *DELETES,
+        *delete,
+        "databricks bundle destroy -t dev --auto-approve",
+        f"az group delete --name {GROUP} --yes --subscription {SUB}",
+    ]
+    assert said in result.stdout + result.stderr

@@ -1,8 +1,8 @@
-"""Stage 1, ingest: copy the source CSV into the lab folder after checking it.
+"""The checks of notebook 01: read a source CSV and refuse, in one line, what the lab cannot use.
 
 The source may be a local path, a ``/Volumes/...`` path (a local path on Databricks) or an
-http(s) URL such as the lab's. The copy is written in the lab's format: the six required columns
-in the lab's order, LF line endings, no byte-order mark.
+http(s) URL such as the lab's. 01 writes the rows these checks return to ``raw/penguins.csv``,
+which 02 reads with Spark: so a value passes here only if Spark reads it the same way.
 """
 
 from __future__ import annotations
@@ -11,30 +11,10 @@ import csv
 import io
 import urllib.error
 import urllib.request
-from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import PenguinInputError
 from .features import COLUMNS, MEASUREMENT, MEASUREMENTS, MISSING, is_measurement
-from .layout import Handover, Lab
-
-LAB_URL = (
-    "https://raw.githubusercontent.com/MicrosoftLearning/mslearn-databricks/main/data/penguins.csv"
-)
-
-
-@dataclass
-class IngestReport:
-    path: Path
-    rows: int
-    incomplete: list[dict[str, str]]  # rows with a missing value, numbered from 1
-
-    def summary(self) -> str:
-        lines = [f"{self.rows} rows written to {self.path}"]
-        lines.append(f"{len(self.incomplete)} rows with missing values:")
-        for row in self.incomplete:
-            lines.append("  " + ", ".join(f"{k}={v!s}" for k, v in row.items()))
-        return "\n".join(lines)
 
 
 def read_source(source: str) -> bytes:
@@ -52,7 +32,7 @@ def read_source(source: str) -> bytes:
 
 
 def parse_rows(data: bytes, name: str) -> list[dict[str, str]]:
-    """Check and parse the CSV: header, required columns, numbers, species codes."""
+    """Check and parse the CSV: header, required columns, numbers, species codes, islands."""
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as err:
@@ -78,8 +58,7 @@ def parse_rows(data: bytes, name: str) -> list[dict[str, str]]:
             raise PenguinInputError(
                 f"{name} line {line}: column Species: {row['Species']!r} is not 0, 1 or 2"
             )
-        if not row["Island"]:
-            raise PenguinInputError(f"{name} line {line}: column Island is empty")
+        check_island(row["Island"], name, line)
         rows.append(row)
     if not rows:
         raise PenguinInputError(f"{name}: no data rows after the header")
@@ -92,36 +71,22 @@ def check_number(value: str, name: str, line: int, column: str) -> None:
     try:
         number = float(value)
     except ValueError:
-        raise PenguinInputError(
-            f"{name} line {line}: column {column}: {value!r} is not a number"
-        ) from None
+        number = None
+    # Python's float also reads 1_000 and non-ASCII digits (١٢); Spark's cast, in 02, fails.
+    if number is None or not value.isascii() or "_" in value:
+        raise PenguinInputError(f"{name} line {line}: column {column}: {value!r} is not a number")
     if not is_measurement(number):
         raise PenguinInputError(
             f"{name} line {line}: column {column}: {value!r} is not {MEASUREMENT}"
         )
 
 
-def incomplete_rows(rows: list[dict[str, str]]) -> list[dict[str, str]]:
-    """The rows with a missing measurement, numbered from 1: 02_prepare will drop them."""
-    return [
-        {"row": i, **row}
-        for i, row in enumerate(rows, start=1)
-        if any(row[c] in MISSING for c in MEASUREMENTS)
-    ]
-
-
-def save_raw(handover: Handover, lab: Lab, rows: list[dict[str, str]]) -> IngestReport:
-    """Write ``raw/penguins.csv`` in the lab's format and commit it."""
-    with open(handover.local / lab.raw.name, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=COLUMNS, lineterminator="\n")
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({c: "" if row[c] in MISSING else row[c] for c in COLUMNS})
-    handover.commit()
-    return IngestReport(lab.raw, len(rows), incomplete_rows(rows))
-
-
-def ingest(source: str, lab: Lab) -> IngestReport:
-    """The whole stage, as notebook 01 runs it step by step: ``source`` to ``raw/``."""
-    handover = Handover(lab.raw.parent, "01_ingest", {"source": str(source)})
-    return save_raw(handover, lab, parse_rows(read_source(str(source)), str(source)))
+def check_island(value: str, name: str, line: int) -> None:
+    if not value:
+        raise PenguinInputError(f"{name} line {line}: column Island is empty")
+    # Spark's CSV reader, in 02, splits a quoted line break into two rows and keeps the quotes
+    # around a doubled quote: the island would silently become another one.
+    if '"' in value or not value.isprintable():
+        raise PenguinInputError(
+            f"{name} line {line}: column Island: {value!r} holds a quote or a control character"
+        )

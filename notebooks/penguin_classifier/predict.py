@@ -2,7 +2,11 @@
 
 The raw columns are the lab's: ``Island`` (a name), ``CulmenLength`` and ``CulmenDepth`` (mm),
 ``FlipperLength`` (mm), ``BodyMass`` (g). :func:`encode_frame` turns a pandas DataFrame of them
-into the model's feature rows, as ``features.json`` says; one penguin is a one-row frame.
+into the model's feature rows as ``features.json`` (:func:`features.feature_spec`) says: the
+island's index in ``spec["islands"]``, the measurements divided by ``spec["scaling"]``, in the
+order of ``spec["features"]``; values that break :func:`features.is_measurement` are refused.
+This is the pandas side of the one feature spec; notebook 02 applies it in Spark. One penguin
+is a one-row frame.
 """
 
 from __future__ import annotations
@@ -54,8 +58,8 @@ class Penguin:
 def check_frame(frame: pd.DataFrame, spec: dict) -> None:
     """Raise PenguinInputError, one line, for a value the model cannot take.
 
-    A missing column, an island not in the saved vocabulary, a measurement that is not a finite
-    positive float32 (missing values included; :mod:`values`). The row is named when there are
+    A missing column, an island not in the saved vocabulary, a measurement that breaks
+    :func:`features.is_measurement` (missing values included). The row is named when there are
     several.
     """
     missing = [c for c in INPUTS if c not in frame.columns]

@@ -17,12 +17,24 @@ and column: the model never guesses.
 
 # Absolute imports: MLflow runs this file as a script, with the package on sys.path.
 import pandas as pd
+from mlflow.exceptions import MlflowException
 from mlflow.models import set_model
+from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 from mlflow.pyfunc import PythonModel
 
+from penguin_classifier.errors import PenguinInputError
 from penguin_classifier.layout import read_json
 from penguin_classifier.model import load_model
 from penguin_classifier.predict import classify_frame
+
+
+class ModelInputError(PenguinInputError, MlflowException):
+    """A value the model refuses: one line for ``penguins`` (a PenguinInputError) and, for a
+    scoring server (MLflow's, Databricks serving), a 400 whose message names row and column:
+    the server turns any other error into a generic one."""
+
+    def __init__(self, message: str):
+        MlflowException.__init__(self, message, error_code=INVALID_PARAMETER_VALUE)
 
 
 class PenguinClassifier(PythonModel):
@@ -34,7 +46,10 @@ class PenguinClassifier(PythonModel):
         self.model = load_model(context.artifacts["config"], context.artifacts["weights"])
 
     def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
-        return classify_frame(self.model, model_input, self.spec)
+        try:
+            return classify_frame(self.model, model_input, self.spec)
+        except PenguinInputError as error:
+            raise ModelInputError(str(error)) from None
 
 
 set_model(PenguinClassifier())

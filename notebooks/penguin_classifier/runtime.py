@@ -116,13 +116,29 @@ class LocalTaskValues:
         return self.values.get(key, default if debugValue is None else debugValue)
 
 
+class NotebookExit(Exception):  # noqa: N818 (what dbutils.notebook.exit does, by name)
+    """``dbutils.notebook.exit(value)``: the notebook ends here, successfully, with ``value``."""
+
+    def __init__(self, value: str = ""):
+        super().__init__(value)
+        self.value = value
+
+
+class LocalNotebook:
+    """``dbutils.notebook``: ``exit(value)`` ends the notebook (the runner stops at that cell)."""
+
+    def exit(self, value: str = "") -> None:
+        raise NotebookExit(str(value))
+
+
 class LocalDbutils:
-    """A stand-in for Databricks' ``dbutils`` with widgets and task values."""
+    """A stand-in for Databricks' ``dbutils`` with widgets, task values and ``notebook.exit``."""
 
     def __init__(self, widget_values: dict[str, str] | None = None):
         self.widgets = LocalWidgets(widget_values)
         self.jobs = type("Jobs", (), {})()
         self.jobs.taskValues = LocalTaskValues()
+        self.notebook = LocalNotebook()
 
 
 def local_display(obj) -> None:

@@ -1,9 +1,9 @@
-"""Stage 4, train: the lab's training loop, on in-memory batches.
+"""What notebook 04's training loop and notebook 06's ranks share.
 
-Same loss (CrossEntropyLoss on the log-softmax output, as the lab), optimizer (Adam, lr 0.001),
-batch size (20, no shuffling) and printed lines as the lab. Faster because batches are slices of
-tensors already in memory (no DataLoader worker process), the loop runs on one thread (tiny
-matrices gain nothing from more), and Adam uses its fused kernel where torch has one.
+Notebook 04 shows the lab's ``train`` and ``test`` functions and its epoch loop; here are the
+pieces more than one place needs: the tensors of a split, the optimizer (Adam, fused where torch
+has the kernel), one intra-op thread for tiny matrices, and an epoch's figures (the lab's printed
+lines, and a stop at an inf or NaN loss).
 """
 
 from __future__ import annotations
@@ -17,8 +17,6 @@ import torch
 from torch import nn
 
 from .errors import PenguinInputError
-from .layout import Handover, Lab, read_json, write_json
-from .model import PenguinNet, load_model, save_weights
 
 
 @dataclass
@@ -68,12 +66,6 @@ def load_split(path, features: list[str], label: str) -> tuple[torch.Tensor, tor
     return x, y
 
 
-def resolve_device(name: str = "auto") -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
-
 def make_optimizer(params, lr: float) -> torch.optim.Optimizer:
     """Adam with the fused kernel where this torch has one for the device, else the default."""
     params = list(params)
@@ -95,89 +87,33 @@ def torch_threads(n: int | None):
         torch.set_num_threads(before)
 
 
-def train_epoch(model: nn.Module, batches, optimizer, loss_fn) -> float:
-    """One pass over the batches; the mean of the batch losses, as the lab prints it."""
-    model.train()
-    total = torch.zeros((), device=next(model.parameters()).device)
-    for data, target in batches:
-        optimizer.zero_grad()
-        loss = loss_fn(model(data), target)
-        loss.backward()
-        optimizer.step()
-        total += loss.detach()
-    return total.item() / len(batches)
-
-
-@torch.no_grad()
-def validate(model: nn.Module, x, y, batch_size: int) -> tuple[float, int]:
-    """Mean of per-batch mean losses (the lab's figure) and the number of correct predictions."""
-    model.eval()
-    out = model(x)
-    losses = nn.functional.cross_entropy(out, y, reduction="none")
-    batch_means = torch.stack([chunk.mean() for chunk in losses.split(batch_size)])
-    correct = int((out.argmax(dim=1) == y).sum())
-    return batch_means.mean().item(), correct
-
-
-def make_batches(split: tuple[torch.Tensor, torch.Tensor], batch_size: int, device) -> list:
-    """``(features, labels)`` batches of ``batch_size`` rows in file order, on ``device``."""
-    x, y = (t.to(device) for t in split)
-    return list(zip(x.split(batch_size), y.split(batch_size), strict=True))
-
-
-def fit(
-    model: PenguinNet,
-    train: tuple[torch.Tensor, torch.Tensor],
-    test: tuple[torch.Tensor, torch.Tensor],
-    epochs: int = 100,
-    lr: float = 0.001,
-    batch_size: int = 20,
-    device: str = "auto",
-    threads: int | None = 1,
-    log=print,
-) -> list[Epoch]:
-    """Train ``model`` in place with the lab's loop (as notebook 04 shows it); one Epoch each."""
-    dev = resolve_device(device)
-    model.to(dev)
-    batches = make_batches(train, batch_size, dev)
-    x_test, y_test = (t.to(dev) for t in test)
+def fit(model: nn.Module, train, test, epochs: int = 100, lr: float = 0.001, log=print):
+    """Notebook 04's loop on the CPU (batches of 20), without a lab folder: ``model`` trained in
+    place; one Epoch each. Kept for tests that compare other training with it."""
     loss_fn = nn.CrossEntropyLoss()
+    batches = list(zip(train[0].split(20), train[1].split(20), strict=True))
+    test_batches = list(zip(test[0].split(20), test[1].split(20), strict=True))
     optimizer = make_optimizer(model.parameters(), lr)
     history = []
-    with torch_threads(threads if dev.type == "cpu" else None):
+    with torch_threads(1):
         for epoch in range(1, epochs + 1):
-            train_loss = train_epoch(model, batches, optimizer, loss_fn)
-            val_loss, correct = validate(model, x_test, y_test, batch_size)
-            history.append(Epoch(epoch, train_loss, val_loss, correct, len(y_test)))
+            model.train()
+            train_loss = 0
+            for data, target in batches:
+                optimizer.zero_grad()
+                loss = loss_fn(model(data), target)
+                train_loss += loss.detach()
+                loss.backward()
+                optimizer.step()
+            model.eval()
+            val_loss, correct = 0, 0
+            with torch.no_grad():
+                for data, target in test_batches:
+                    out = model(data)
+                    val_loss += loss_fn(out, target)
+                    correct += (out.argmax(dim=1) == target).sum()
+            figures = (train_loss.item() / len(batches), val_loss.item() / len(test_batches))
+            history.append(Epoch(epoch, *figures, int(correct), len(test[1])))
             if log:
                 log(history[-1].lines())
-    return history
-
-
-def write_trained(out: Handover, lab: Lab, model: nn.Module, history: list[Epoch]) -> None:
-    """Write ``trained/``'s files into its hand-over: the weights and every epoch's figures."""
-    save_weights(model.cpu(), out.local / lab.weights.name)
-    history_json = {**out.parameters, "history": [e.to_dict() for e in history]}
-    write_json(out.local / lab.history.name, history_json)
-
-
-def train_stage(
-    lab: Lab,
-    epochs: int = 100,
-    lr: float = 0.001,
-    batch_size: int = 20,
-    device: str = "auto",
-    log=print,
-) -> list[Epoch]:
-    """The whole stage as notebook 04 runs it, without MLflow: initial weights to ``trained/``."""
-    inputs = lab.require("prepared", "model")
-    spec = read_json(lab.features)
-    model = load_model(lab.model_config, lab.initial_weights)
-    train = load_split(lab.train, spec["features"], spec["label"])
-    test = load_split(lab.test, spec["features"], spec["label"])
-    history = fit(model, train, test, epochs, lr, batch_size, device, log=log)
-    parameters = {"epochs": epochs, "lr": lr, "batch_size": batch_size, "device": device}
-    out = Handover(lab.folder("trained"), "04_train", parameters, inputs)
-    write_trained(out, lab, model, history)
-    out.commit()
     return history

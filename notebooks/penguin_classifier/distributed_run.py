@@ -1,0 +1,181 @@
+"""What wraps a launcher call in notebook 06: workers that can import the lab's code, a timeout
+that stops only this run's Spark jobs and processes, and a failed rank reported in one line.
+
+    with distributed_run(spark, handover.folder, "TorchDistributor", timeout_s) as run:
+        result = TorchDistributor(num_processes=2, local_mode=True, use_gpu=False).run(
+            run.reporting(train_ddp), job
+        )
+
+Launchers report a failed rank as "see the logs"; so each rank writes its error's last line to
+the run's folder (``run.reporting``), which is in the lab folder (shared storage: ranks may run
+on other nodes), and the driver raises them as one :class:`PenguinRunError` line.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import re
+import shutil
+import sys
+import threading
+import time
+import traceback
+import uuid
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import PenguinRunError
+from .launchers import installed
+
+RANK_VARIABLES = ("RANK", "HOROVOD_RANK", "OMPI_COMM_WORLD_RANK")
+ERROR_LINE = re.compile(r"^([A-Za-z_][\w.]*(Error|Exception|Interrupt|Exit))(: .*)?$")
+# What the other ranks raise once one rank failed: Horovod shuts down their collectives.
+CONSEQUENCE = "HorovodInternalError"
+
+
+@dataclass
+class DistributedRun:
+    """A run in progress: the folder its ranks write their errors to; its wall time once over."""
+
+    folder: Path
+    wall_s: float = 0.0
+
+    def reporting(self, fn):
+        """``fn`` for the ranks: its error's last line goes to the run's folder, then it is
+        raised as before."""
+        folder = str(self.folder.resolve())
+
+        def rank_main(*args, **kwargs):
+            try:
+                return fn(*args, **kwargs)
+            except Exception as error:
+                rank = next((os.environ[v] for v in RANK_VARIABLES if v in os.environ), "?")
+                line = traceback.format_exception_only(type(error), error)[-1].strip()
+                Path(folder, f"rank-{rank}.error").write_text(f"rank {rank}: {line}\n")
+                raise
+
+        return rank_main
+
+
+@contextmanager
+def distributed_run(spark, folder: str | os.PathLike, launcher: str, timeout_s: float):
+    """Run the launcher call in the ``with`` body; yield a :class:`DistributedRun`.
+
+    The body runs in this thread (launchers set signal handlers, which only the main thread
+    may); a watchdog thread stops the run's workers after ``timeout_s``, which makes the call
+    fail. A failure or a timeout becomes one :class:`PenguinRunError` line; the run's folder
+    (under ``folder``) is removed either way.
+    """
+    sc = spark.sparkContext  # starts a lazy local session: the Spark launchers need one
+    run = DistributedRun(Path(folder) / f"_run-{uuid.uuid4().hex[:12]}")
+    run.folder.mkdir(parents=True)
+    done, fired = threading.Event(), threading.Event()
+    timed_out = f"distributed run did not finish within {timeout_s:.0f} s; stopped"
+    start = time.perf_counter()
+    try:
+        with importable_by_workers(), spark_job_group(sc) as group:
+
+            def watchdog():
+                if not done.wait(timeout_s):
+                    fired.set()
+                    stop_workers(sc, group)
+
+            threading.Thread(target=watchdog, name="penguins-watchdog", daemon=True).start()
+            try:
+                yield run
+            finally:
+                done.set()
+    except Exception as error:  # noqa: BLE001 - reported as one line
+        if fired.is_set():
+            raise PenguinRunError(timed_out) from None
+        raise PenguinRunError(f"{launcher} failed: {rank_error(run.folder, error)}") from None
+    finally:
+        run.wall_s = time.perf_counter() - start
+        shutil.rmtree(run.folder, ignore_errors=True)
+    if fired.is_set():
+        raise PenguinRunError(timed_out)
+
+
+@contextmanager
+def importable_by_workers():
+    """Let fresh worker interpreters import ``penguin_classifier`` wherever it lives.
+
+    ``PYTHONPATH`` (honoured by TorchDistributor's torchrun and Horovod's processes) gets the
+    folder holding the package, a workspace folder on Databricks; cloudpickle also ships the
+    package's functions by value, for launchers that unpickle before any path is set. (The
+    notebook's own functions go by value anyway: their module, the notebook, is not importable.)
+    """
+    package_parent = str(Path(__file__).resolve().parents[1])
+    before = os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (package_parent, before) if p)
+    for name in ("cloudpickle", "pyspark.cloudpickle"):
+        if installed(name):
+            module = importlib.import_module(name)
+            module.register_pickle_by_value(sys.modules[__package__])
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("PYTHONPATH", None)
+        else:
+            os.environ["PYTHONPATH"] = before
+
+
+@contextmanager
+def spark_job_group(sc):
+    """Put the Spark jobs this thread starts into a group of their own, as Horovod's runner
+    does, so that a timeout cancels only them; the thread's group before (on Databricks, the
+    notebook command's) comes back afterwards.
+
+    A job group is a property of the thread that starts a job: TorchDistributor starts its
+    barrier job (``local_mode=False``) from the calling thread, so it is in this group;
+    horovod.spark.run starts its job from a thread of its own, in its own group, and cancels
+    that group itself when its processes fail.
+    """
+    keys = ("spark.jobGroup.id", "spark.job.description", "spark.job.interruptOnCancel")
+    before = {key: sc.getLocalProperty(key) for key in keys}
+    group = f"penguins-distribute-{uuid.uuid4().hex[:12]}"
+    sc.setJobGroup(group, "penguins: distributed training", interruptOnCancel=True)
+    try:
+        yield group
+    finally:
+        for key, value in before.items():
+            sc.setLocalProperty(key, value)  # None removes it
+
+
+def stop_workers(sc, group: str) -> None:
+    """Cancel the Spark jobs of a run (its group only: ``cancelAllJobs`` would also cancel other
+    notebooks' jobs on a shared cluster) and end the worker processes it started."""
+    try:
+        sc.cancelJobGroup(group)
+    except Exception:  # noqa: BLE001 - best effort on the way out
+        pass
+    try:
+        import psutil
+    except ImportError:
+        return
+    for child in psutil.Process().children(recursive=True):
+        try:
+            cmdline = " ".join(child.cmdline())
+        except psutil.Error:
+            continue
+        if "torch.distributed.run" in cmdline or "torchrun" in cmdline or "horovod" in cmdline:
+            child.kill()
+
+
+def rank_error(folder: Path, error: BaseException) -> str:
+    """One line for a failed run: the ranks' own error lines (the cause, not the other ranks'
+    consequence), else the launcher's last error line."""
+    lines = [p.read_text().strip() for p in sorted(folder.glob("rank-*.error"))]
+    causes = [line for line in lines if CONSEQUENCE not in line]
+    if causes or lines:
+        return "; ".join(causes or lines)
+    found = [
+        m.group(0) for line in str(error).splitlines() if (m := ERROR_LINE.match(line.strip()))
+    ]
+    if found:
+        return found[-1]
+    first = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {first[0] if first else ''}".strip()

@@ -1,0 +1,188 @@
+"""The champion behind HTTP: a Databricks serving endpoint, or MLflow's own scoring server here.
+
+Both speak the same API: ``POST /invocations`` (locally) or
+``/serving-endpoints/<name>/invocations`` (Databricks) with ``{"dataframe_records": [...]}``,
+``{"dataframe_split": {...}}`` or ``{"inputs": [...]}`` of the lab's raw columns; the answer is
+``{"predictions": [{"species": ..., "probability_<species>": ...}, ...]}``.
+
+* :func:`deploy` creates the endpoint, or points it at a new version, with the SDK's waiters
+  (CPU, size Small; scale to zero when asked), and :func:`ask_endpoint` asks it.
+* :class:`LocalServer` runs MLflow's scoring server (``mlflow.pyfunc.scoring_server``, the one
+  ``mlflow models serve`` runs) in this process on a localhost port, with one addition: a body
+  over :data:`MAX_BODY_BYTES` is refused with 413 before it is read.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import socket
+import threading
+import time
+from datetime import timedelta
+from urllib.parse import urlsplit
+
+from .errors import PenguinInputError, PenguinRunError
+
+# Databricks serving takes up to 16 MB a request; a thousand penguins are ~100 kB.
+MAX_BODY_BYTES = 4 * 1024 * 1024
+WORKLOAD_SIZE = "Small"
+# The lab's example request, a Gentoo.
+EXAMPLE = {
+    "Island": "Biscoe",
+    "CulmenLength": 48.7,
+    "CulmenDepth": 14.1,
+    "FlipperLength": 210,
+    "BodyMass": 4450,
+}
+
+
+def served_entity(model_name: str, version: str, scale_to_zero: bool):
+    from databricks.sdk.service.serving import ServedEntityInput
+
+    return ServedEntityInput(
+        entity_name=model_name,
+        entity_version=str(version),
+        workload_size=WORKLOAD_SIZE,
+        scale_to_zero_enabled=scale_to_zero,
+    )
+
+
+def deploy(w, endpoint: str, model_name: str, version: str, scale_to_zero: bool, minutes=30):
+    """Serve ``model_name`` version ``version`` at ``endpoint`` (created if missing); wait until
+    it is ready. ``w``: a ``databricks.sdk.WorkspaceClient``. Returns what it did, in words."""
+    from databricks.sdk.errors import NotFound
+    from databricks.sdk.service.serving import EndpointCoreConfigInput
+
+    entity = served_entity(model_name, version, scale_to_zero)
+    timeout = timedelta(minutes=minutes)
+    try:
+        current = w.serving_endpoints.get(endpoint)
+    except NotFound:
+        config = EndpointCoreConfigInput(name=endpoint, served_entities=[entity])
+        w.serving_endpoints.create_and_wait(endpoint, config=config, timeout=timeout)
+        return f"created endpoint {endpoint} serving {model_name} version {version}"
+    served = [(e.entity_name, str(e.entity_version)) for e in current.config.served_entities or []]
+    if served == [(model_name, str(version))]:
+        w.serving_endpoints.wait_get_serving_endpoint_not_updating(endpoint, timeout=timeout)
+        return f"endpoint {endpoint} already serves {model_name} version {version}"
+    w.serving_endpoints.update_config_and_wait(endpoint, served_entities=[entity], timeout=timeout)
+    return f"endpoint {endpoint} now serves {model_name} version {version}"
+
+
+def ask_endpoint(w, endpoint: str, records: list[dict]) -> list[dict]:
+    """The endpoint's ``predictions`` for ``records``; one line if it is missing or not ready."""
+    from databricks.sdk import errors
+
+    try:
+        state = w.serving_endpoints.get(endpoint).state
+        if state and state.ready and state.ready.value != "READY":
+            update = state.config_update.value if state.config_update else "unknown"
+            raise PenguinInputError(
+                f"endpoint {endpoint} is not ready ({state.ready.value}, config update {update})"
+            )
+        return w.serving_endpoints.query(endpoint, dataframe_records=records).predictions
+    except errors.NotFound:
+        raise PenguinInputError(f"endpoint {endpoint} not found in {w.config.host}") from None
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def scoring_app(model, max_body_bytes: int = MAX_BODY_BYTES):
+    """MLflow's scoring server (a FastAPI app) for a loaded pyfunc ``model``, refusing bodies
+    over ``max_body_bytes`` with 413 before they are read."""
+    from fastapi.responses import JSONResponse
+    from mlflow.pyfunc import scoring_server
+
+    app = scoring_server.init(model)
+
+    @app.middleware("http")
+    async def limit_body(request, call_next):
+        length = request.headers.get("content-length")
+        if length and length.isdigit() and int(length) > max_body_bytes:
+            message = f"request body of {int(length):,} bytes is over the {max_body_bytes:,} limit"
+            return JSONResponse({"error_code": "BAD_REQUEST", "message": message}, 413)
+        return await call_next(request)
+
+    return app
+
+
+class LocalServer:
+    """``with LocalServer(model) as server:`` MLflow's scoring server at ``server.url``.
+
+    Runs uvicorn in a thread of this process, on ``port`` (default: a free one) of 127.0.0.1
+    only, and stops it when the block ends.
+    """
+
+    def __init__(self, model, port: int | None = None, max_body_bytes: int = MAX_BODY_BYTES):
+        import uvicorn
+
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        app = scoring_app(model, max_body_bytes)
+        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._server.run, name="penguins-serve", daemon=True)
+
+    def __enter__(self) -> LocalServer:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def start(self) -> LocalServer:
+        """Start serving; return once the server answers."""
+        self._thread.start()
+        deadline = time.monotonic() + 30
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise PenguinRunError(f"the scoring server did not start on port {self.port}")
+            time.sleep(0.05)
+        return self
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout=10)
+
+
+def post(url: str, body: bytes | str | dict, content_type: str = "application/json"):
+    """``(status, answer)`` of ``POST url``: the answer's JSON, or its text if it is not JSON.
+
+    A server may answer (413) and close before the whole body is sent: the answer still counts.
+    """
+    data = json.dumps(body) if isinstance(body, dict) else body
+    data = data.encode() if isinstance(data, str) else data
+    parts = urlsplit(url)
+    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=60)
+    try:
+        try:
+            connection.request("POST", parts.path, data, {"Content-Type": content_type})
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # it answered before reading it all
+        response = connection.getresponse()
+        status, text = response.status, response.read()
+    finally:
+        connection.close()
+    try:
+        return status, json.loads(text)
+    except ValueError:
+        return status, text.decode(errors="replace")
+
+
+def ask_local(url: str, records: list[dict]) -> list[dict]:
+    """The local server's ``predictions`` for ``records``; its message as one line if refused."""
+    status, answer = post(f"{url}/invocations", {"dataframe_records": records})
+    if status != 200:
+        raise PenguinInputError(f"the server answered {status}: {problem(answer)}")
+    return answer["predictions"]
+
+
+def problem(answer) -> str:
+    """The one line of a refusal that names the problem: MLflow puts the data first and the
+    model's own error last (``Failed to predict data '...'. Error: row 0, BodyMass: ...``)."""
+    message = str(answer.get("message", answer) if isinstance(answer, dict) else answer)
+    return message.rsplit("Error: ", 1)[-1].strip().splitlines()[0] if message else ""

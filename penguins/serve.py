@@ -1,0 +1,155 @@
+"""``penguins serve``, ``penguins predict --endpoint`` and ``penguins bench --serving``: the
+champion over HTTP, here (MLflow's scoring server) or on Databricks (a serving endpoint)."""
+
+from __future__ import annotations
+
+import errno
+import http.client
+import json
+import socket
+import statistics
+import threading
+import time
+from urllib.parse import urlsplit
+
+from penguin_classifier.errors import PenguinInputError
+
+from .submit import connect, one_line
+
+
+def load_model(lab_dir: str, model_uri: str):
+    """The pyfunc model from the MLflow store beside ``lab_dir`` (or MLflow's variables)."""
+    from penguin_classifier import registry, tracking
+    from penguin_classifier.layout import Lab
+
+    tracking.configure(Lab(lab_dir), experiment=None)
+    return registry.load_pyfunc(model_uri)[0]
+
+
+def check_port(port: int) -> None:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError as error:
+            if error.errno == errno.EADDRINUSE:
+                raise PenguinInputError(f"--port {port}: in use by another program") from None
+            raise
+
+
+def serve(args) -> int:
+    """Serve the model on 127.0.0.1 until Ctrl-C."""
+    from penguin_classifier.serving import EXAMPLE, LocalServer
+
+    check_port(args.port)
+    model = load_model(args.lab_dir, args.model_uri)
+    with LocalServer(model, args.port) as server:
+        body = json.dumps({"dataframe_records": [EXAMPLE]})
+        print(f"serving {args.model_uri} at {server.url}/invocations (Ctrl-C stops)", flush=True)
+        print(f"try: curl -s {server.url}/invocations -H 'Content-Type: application/json' "
+              f"-d '{body}'", flush=True)  # fmt: skip
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            print("stopped")
+    return 0
+
+
+def ask_endpoint(name: str, profile: str | None, penguin) -> tuple[str, dict[str, float]]:
+    """``predict``'s answer from the Databricks serving endpoint ``name``; one-line errors."""
+    try:
+        from databricks.sdk import errors
+    except ImportError:
+        raise PenguinInputError("needs databricks-sdk: pip install databricks-sdk") from None
+    from penguin_classifier.serving import ask_endpoint as ask
+
+    try:
+        w = connect(profile)
+    except ValueError as e:
+        raise PenguinInputError(f"not signed in: {one_line(e)}") from None
+    try:
+        answer = ask(w, name, [penguin.frame().iloc[0].to_dict()])[0]
+        species = answer.pop("species")
+        return species, {k.removeprefix("probability_"): float(v) for k, v in answer.items()}
+    except errors.Unauthenticated as e:
+        raise PenguinInputError(f"not signed in to {w.config.host}: {one_line(e)}") from None
+    except errors.PermissionDenied as e:
+        raise PenguinInputError(f"not allowed to query {name}: {one_line(e)}") from None
+    except errors.DatabricksError as e:
+        raise PenguinInputError(f"endpoint {name} answered: {one_line(e)}") from None
+
+
+def load_run(url: str, body: bytes, clients: int, seconds: float, max_requests: int) -> dict:
+    """``clients`` threads, each with its own keep-alive connection, POST ``body`` until
+    ``seconds`` pass or ``max_requests`` are sent in all; requests/s, latency percentiles and
+    errors (any answer but 200)."""
+    parts = urlsplit(url)
+    latencies, errors, sent, lock = [], [0], [0], threading.Lock()
+    deadline = time.perf_counter() + seconds
+    headers = {"Content-Type": "application/json"}
+
+    def client():
+        connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=60)
+        while time.perf_counter() < deadline:
+            with lock:
+                if sent[0] >= max_requests:
+                    break
+                sent[0] += 1
+            start = time.perf_counter()
+            try:
+                connection.request("POST", parts.path, body, headers)
+                response = connection.getresponse()
+                response.read()
+                ok = response.status == 200
+            except (OSError, http.client.HTTPException):
+                ok = False
+                connection.close()
+            with lock:
+                if ok:
+                    latencies.append(time.perf_counter() - start)
+                else:
+                    errors[0] += 1
+        connection.close()
+
+    start = time.perf_counter()
+    threads = [threading.Thread(target=client) for _ in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    wall = time.perf_counter() - start
+    cuts = statistics.quantiles(latencies, n=100) if len(latencies) > 1 else latencies * 99
+    return {
+        "requests": len(latencies),
+        "errors": errors[0],
+        "requests_per_s": round(len(latencies) / wall, 1),
+        **{f"p{p}_ms": round(1000 * cuts[p - 1], 2) for p in (50, 95, 99)},
+    }
+
+
+def bench_serving(lab_dir, model_uri, clients: int, seconds: float, max_requests: int) -> dict:
+    """The local server under load: single-row requests, then 1,000-row requests."""
+    from penguin_classifier.serving import EXAMPLE, LocalServer
+
+    model = load_model(lab_dir, model_uri)
+    result = {"clients": clients, "seconds": seconds}
+    with LocalServer(model) as server:
+        for rows in (1, 1000):
+            body = json.dumps({"dataframe_records": [EXAMPLE] * rows}).encode()
+            run = load_run(f"{server.url}/invocations", body, clients, seconds, max_requests)
+            result[f"rows_{rows}"] = run
+    return result
+
+
+def format_serving(result: dict) -> str:
+    lines = [f"local scoring server, {result['clients']} concurrent clients, "
+             f"up to {result['seconds']:g} s each:"]  # fmt: skip
+    for rows in (1, 1000):
+        r = result[f"rows_{rows}"]
+        lines.append(
+            f"  {rows:>5}-row requests: {r['requests_per_s']:>8,.1f} req/s "
+            f"({r['requests_per_s'] * rows:>10,.0f} rows/s), p50 {r['p50_ms']:.1f} ms, "
+            f"p95 {r['p95_ms']:.1f} ms, p99 {r['p99_ms']:.1f} ms; "
+            f"{r['requests']} answered, {r['errors']} errors"
+        )
+    return "\n".join(lines)
