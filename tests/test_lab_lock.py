@@ -10,20 +10,10 @@ import sys
 
 import psutil
 from penguin_classifier.layout import LOCK, Lab
-from penguin_classifier.runtime import project_root
+from test_cli import penguins_process  # the CLI in a process of its own
 
 from penguins.cli import main
 from penguins.lab_lock import taken
-
-
-def penguins_process(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "penguins.cli", *args],
-        cwd=project_root(),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
 
 
 def test_a_second_run_on_a_lab_folder_in_use_is_refused(tmp_path):

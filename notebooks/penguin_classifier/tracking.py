@@ -36,7 +36,8 @@ from mlflow.entities import Metric
 from mlflow.exceptions import MlflowException
 
 from .errors import PenguinInputError
-from .layout import METRICS_WRITERS, STAGES, Lab, handover, read_json, write_json
+from .layout import STAGES, Lab, handover, read_json, write_json
+from .records import METRICS_WRITERS
 from .runtime import local_run_id, on_databricks
 
 MODEL_NAME = "penguin_classifier"
