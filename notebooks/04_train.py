@@ -77,6 +77,7 @@ print(
 # COMMAND ----------
 
 # DBTITLE 1,The lab's train function
+import torch
 from torch import nn
 
 loss_criteria = nn.CrossEntropyLoss()  # on the log_softmax output, as in the lab
@@ -85,15 +86,15 @@ loss_criteria = nn.CrossEntropyLoss()  # on the log_softmax output, as in the la
 def train(model, batches, optimizer):
     """One pass over the training batches; the mean batch loss, as the lab prints it."""
     model.train()
-    train_loss = 0
+    batch_losses = []
     for data, target in batches:
-        optimizer.zero_grad()
+        optimizer.zero_grad(set_to_none=True)  # drop the gradients rather than fill them with 0
         out = model(data)
         loss = loss_criteria(out, target)
-        train_loss += loss.detach()  # a tensor: no .item() (a wait for the device) per batch
         loss.backward()
         optimizer.step()
-    return train_loss.item() / len(batches)
+        batch_losses.append(loss.detach())  # a tensor: no .item() (a wait for the device) per batch
+    return torch.stack(batch_losses).mean().item()  # one wait an epoch
 
 
 # COMMAND ----------
@@ -102,16 +103,16 @@ def train(model, batches, optimizer):
 import torch
 
 
-@torch.no_grad()
-def test(model, batches):
-    """The mean batch loss and the number of right predictions on the test batches."""
+@torch.inference_mode()  # no autograd records at all, a little less than no_grad
+def test(model, data, target, batch_size):
+    """The mean batch loss (batches of ``batch_size`` rows, as the lab's DataLoader makes them) and
+    the number of right predictions on the test set, from one forward pass over all its rows."""
     model.eval()
-    test_loss, correct = 0, 0
-    for data, target in batches:
-        out = model(data)
-        test_loss += loss_criteria(out, target)
-        correct += (out.argmax(dim=1) == target).sum()
-    return test_loss.item() / len(batches), int(correct)
+    out = model(data)
+    batches = zip(out.split(batch_size), target.split(batch_size), strict=True)
+    batch_losses = torch.stack([loss_criteria(o, t) for o, t in batches])
+    correct = (out.argmax(dim=1) == target).sum()
+    return batch_losses.mean().item(), int(correct)
 
 
 # COMMAND ----------
@@ -126,7 +127,7 @@ history = []
 with torch_threads(1 if dev.type == "cpu" else None):  # tiny matrices: one thread is fastest
     for epoch in range(1, epochs + 1):
         train_loss = train(model, train_batches, optimizer)
-        val_loss, correct = test(model, test_batches)
+        val_loss, correct = test(model, x_test, y_test, batch_size)
         # An inf or NaN loss stops the run here, in one line, before anything is saved.
         history.append(Epoch(epoch, train_loss, val_loss, correct, len(y_test)))
         print(history[-1].lines())

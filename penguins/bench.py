@@ -1,9 +1,12 @@
-"""``penguins bench``: the lab's training loop against notebook 04's, same data and model.
+"""``penguins bench``: the lab's training loop against notebook 04's, same data and model, and
+the autograd floor beside them.
 
 The lab's loop is kept here as the lab wrote it (a DataLoader with one worker process, default
 Adam, all of torch's threads, a ``.item()`` per batch) so the comparison is fair and repeatable.
 This project's loop is notebook 04 itself, run as ``penguins run --only train`` runs it, timed by
-its cell "Train: the lab's loop". Each run of notebook 04 logs an MLflow run: unless
+its cell "Train: the lab's loop" (its printing included). The floor is the least any loop over
+the same in-memory batches costs: what notebook 04's cell adds to it is its bookkeeping and the
+validation each epoch. Each run of notebook 04 logs an MLflow run: unless
 ``MLFLOW_TRACKING_URI`` names a store, they go to a temporary one (never to ``mlruns/``).
 """
 
@@ -26,7 +29,7 @@ from penguin_classifier.evaluate import evaluate_weights
 from penguin_classifier.layout import Lab, read_json
 from penguin_classifier.model import load_model
 from penguin_classifier.runtime import local_spark
-from penguin_classifier.train import load_split
+from penguin_classifier.train import load_split, make_optimizer, torch_threads
 from torch import nn
 
 from .jobs import local_tasks, only_tasks
@@ -80,6 +83,24 @@ def lab_loop(model, train, test, epochs: int) -> list[float]:
         losses.append(lab_train(model, train_loader, optimizer, loss_criteria))
         lab_test(model, test_loader, loss_criteria)
     return losses
+
+
+def autograd_floor(model, train, epochs: int, batch_size: int = 20) -> float:
+    """The autograd floor: the minimal loop over notebook 04's in-memory batches (one torch
+    thread, fused Adam where torch has it; per batch zero_grad, forward, loss, backward, step;
+    no bookkeeping, no validation), training ``model`` in place; its seconds."""
+    batches = list(zip(train[0].split(batch_size), train[1].split(batch_size), strict=True))
+    loss_criteria = nn.CrossEntropyLoss()
+    optimizer = make_optimizer(model.parameters(), lr=0.001)
+    model.train()
+    with torch_threads(1):
+        start = time.perf_counter()
+        for _ in range(epochs):
+            for data, target in batches:
+                optimizer.zero_grad(set_to_none=True)
+                loss_criteria(model(data), target).backward()
+                optimizer.step()
+        return time.perf_counter() - start
 
 
 @contextlib.contextmanager
@@ -136,7 +157,10 @@ def spread(runs: list[float]) -> dict:
 
 
 def bench(epochs: int = 100, seed: int = 0, lab: Lab | None = None, repeat: int = 3) -> dict:
-    """Time each loop ``repeat`` times: on a busy machine one run can take twice another."""
+    """Time each loop ``repeat`` times: on a busy machine one run can take twice another.
+
+    ``ratio_of_medians``: the lab's loop over notebook 04's; ``floor_overhead``: notebook 04's
+    over the autograd floor, less 1 (0.05: 5 % slower than the floor)."""
     with scratch_mlflow():
         made = lab is None
         lab = lab or prepared_lab(seed=seed)
@@ -151,21 +175,33 @@ def bench_lab(lab: Lab, epochs: int, repeat: int) -> dict:
     spec = read_json(lab.features)
     train = load_split(lab.train, spec["features"], spec["label"])
     test = load_split(lab.test, spec["features"], spec["label"])
-    lab_runs, project_runs = [], []
-    for _ in range(repeat):  # alternately, so a slow spell slows both loops
+    lab_runs, project_runs, floor_runs = [], [], []
+    for _ in range(repeat):  # in turn, so a slow spell slows every loop
         model = load_model(lab.model_config, lab.initial_weights)  # what notebook 04 starts from
         start = time.perf_counter()
         lab_losses = lab_loop(model, train, test, epochs)
         lab_runs.append(time.perf_counter() - start)
         project_runs.append(dict(notebook_loop(lab, epochs).cells)[TRAIN_CELL])
+        floor = load_model(lab.model_config, lab.initial_weights)
+        floor_runs.append(autograd_floor(floor, train, epochs))
     project_losses = [e["train_loss"] for e in read_json(lab.history)["history"]]
+    trained = load_model(lab.model_config, lab.weights)  # the last run's of notebook 04
+    # The floor does the same arithmetic as notebook 04 (validation changes no weight): their
+    # weights are the same to the bit, or the floor is not the floor of that loop.
+    same_weights = all(
+        torch.equal(a, b) for a, b in zip(floor.parameters(), trained.parameters(), strict=True)
+    )
+    lab_median, project_median = statistics.median(lab_runs), statistics.median(project_runs)
     return {
         "epochs": epochs,
         "train_rows": len(train[1]),
         "repeat": repeat,
         "lab_loop_s": spread(lab_runs),
         "project_loop_s": spread(project_runs),
-        "ratio_of_medians": round(statistics.median(lab_runs) / statistics.median(project_runs), 2),
+        "floor_loop_s": spread(floor_runs),
+        "ratio_of_medians": round(lab_median / project_median, 2),
+        "floor_overhead": round(project_median / statistics.median(floor_runs) - 1, 3),
+        "floor_same_weights": same_weights,
         "lab_final_loss": lab_losses[-1],
         "project_final_loss": project_losses[-1],
         "max_loss_difference": max(
@@ -177,6 +213,7 @@ def bench_lab(lab: Lab, epochs: int, repeat: int) -> dict:
 
 def format_bench(result: dict) -> str:
     lab, project = result["lab_loop_s"], result["project_loop_s"]
+    floor = result["floor_loop_s"]
     return "\n".join(
         [
             f"epochs: {result['epochs']}  training rows: {result['train_rows']}  "
@@ -185,7 +222,11 @@ def format_bench(result: dict) -> str:
             f"min {lab['min']:8.3f} s",
             f"notebook 04 (in-memory batches):      median {project['median']:8.3f} s  "
             f"min {project['min']:8.3f} s",
-            f"ratio of medians: {result['ratio_of_medians']:.1f}x faster",
+            f"autograd floor (no bookkeeping):      median {floor['median']:8.3f} s  "
+            f"min {floor['min']:8.3f} s",
+            f"ratio of medians: {result['ratio_of_medians']:.1f}x faster than the lab's loop, "
+            f"{100 * result['floor_overhead']:.1f} % over the floor"
+            + ("" if result["floor_same_weights"] else " (NOT the same weights as the floor's)"),
             f"final training loss: lab {result['lab_final_loss']:.6f}  "
             f"project {result['project_final_loss']:.6f}  "
             f"(largest per-epoch difference {result['max_loss_difference']:.2e})",

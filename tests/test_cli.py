@@ -193,7 +193,7 @@ def test_only_a_later_stage_names_the_stage_to_run_first(tmp_path, capsys):
     assert err.endswith(": run 02_prepare first\n")
 
 
-def test_bench_reports_median_and_minimum_of_repeated_loops(lab, tmp_lab, capsys, monkeypatch):
+def test_bench_reports_medians_of_the_loops_and_the_floor(lab, tmp_lab, capsys, monkeypatch):
     from penguin_classifier.layout import read_json
 
     from penguins import bench
@@ -207,7 +207,7 @@ def test_bench_reports_median_and_minimum_of_repeated_loops(lab, tmp_lab, capsys
     # From the same initial weights, 2 epochs end where the session's 100-epoch run was after 2.
     after_two = read_json(lab.history)["history"][1]["train_loss"]
     assert result["project_final_loss"] == pytest.approx(after_two, rel=1e-5)
-    for loop in ("lab_loop_s", "project_loop_s"):
+    for loop in ("lab_loop_s", "project_loop_s", "floor_loop_s"):
         runs = result[loop]["runs"]
         assert len(runs) == 3
         assert result[loop]["median"] == sorted(runs)[1]  # the middle one of 3
@@ -215,6 +215,13 @@ def test_bench_reports_median_and_minimum_of_repeated_loops(lab, tmp_lab, capsys
     assert result["ratio_of_medians"] == pytest.approx(
         result["lab_loop_s"]["median"] / result["project_loop_s"]["median"], rel=0.05
     )
+    # floor_overhead is notebook / floor - 1 of the medians before they were rounded to the ms;
+    # at 2 epochs a median is ~0.025 s, so the rounded ones bound it only this loosely.
+    notebook, floor = result["project_loop_s"]["median"], result["floor_loop_s"]["median"]
+    low, high = (notebook - 5e-4) / (floor + 5e-4) - 1, (notebook + 5e-4) / (floor - 5e-4) - 1
+    assert low - 5e-4 <= result["floor_overhead"] <= high + 5e-4
+    # The floor trains as notebook 04 does, less the bookkeeping: the same weights to the bit.
+    assert result["floor_same_weights"] is True
     assert result["max_loss_difference"] < 1e-4
 
 

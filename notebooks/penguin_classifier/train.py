@@ -14,7 +14,6 @@ from dataclasses import asdict, dataclass
 
 import pandas as pd
 import torch
-from torch import nn
 
 from .errors import PenguinInputError
 
@@ -85,35 +84,3 @@ def torch_threads(n: int | None):
         yield
     finally:
         torch.set_num_threads(before)
-
-
-def fit(model: nn.Module, train, test, epochs: int = 100, lr: float = 0.001, log=print):
-    """Notebook 04's loop on the CPU (batches of 20), without a lab folder: ``model`` trained in
-    place; one Epoch each. Kept for tests that compare other training with it."""
-    loss_fn = nn.CrossEntropyLoss()
-    batches = list(zip(train[0].split(20), train[1].split(20), strict=True))
-    test_batches = list(zip(test[0].split(20), test[1].split(20), strict=True))
-    optimizer = make_optimizer(model.parameters(), lr)
-    history = []
-    with torch_threads(1):
-        for epoch in range(1, epochs + 1):
-            model.train()
-            train_loss = 0
-            for data, target in batches:
-                optimizer.zero_grad()
-                loss = loss_fn(model(data), target)
-                train_loss += loss.detach()
-                loss.backward()
-                optimizer.step()
-            model.eval()
-            val_loss, correct = 0, 0
-            with torch.no_grad():
-                for data, target in test_batches:
-                    out = model(data)
-                    val_loss += loss_fn(out, target)
-                    correct += (out.argmax(dim=1) == target).sum()
-            figures = (train_loss.item() / len(batches), val_loss.item() / len(test_batches))
-            history.append(Epoch(epoch, *figures, int(correct), len(test[1])))
-            if log:
-                log(history[-1].lines())
-    return history
