@@ -45,7 +45,8 @@ from penguin_classifier.layout import Handover
 inputs = lab.require("raw")  # the digest of raw/'s record goes into prepared/'s
 # prepared/ is uncommitted from here: if a cell below fails, no later stage uses it.
 parameters = {"oversample": oversample_copies, "test_fraction": test_fraction, "seed": seed}
-handover = Handover(lab.folder("prepared"), "02_prepare", parameters, inputs)
+writes = ("train.parquet", "test.parquet")  # Spark writes these straight into the folder
+handover = Handover(lab.folder("prepared"), "02_prepare", parameters, inputs, writes=writes)
 
 # COMMAND ----------
 

@@ -82,7 +82,10 @@ parameters = {
     "local_mode": local_mode,
 }
 # Uncommits distributed/: a failed or timed-out run leaves no model a later step would use.
-handover = Handover(lab.folder("distributed"), "06_distribute", parameters, inputs)
+# The ranks write their error lines into a run folder in it (distributed_run: _run-<id>).
+handover = Handover(
+    lab.folder("distributed"), "06_distribute", parameters, inputs, writes=("_run-*",)
+)
 
 # COMMAND ----------
 

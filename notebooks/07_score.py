@@ -113,7 +113,9 @@ display(predictions.limit(10))
 # DBTITLE 1,Write the predictions (the output folder is replaced only now)
 from penguin_classifier.layout import Handover
 
-handover = Handover(output, "07_score", {"input": source, "model": model_uri})
+handover = Handover(
+    output, "07_score", {"input": source, "model": model_uri}, writes=("predictions.parquet",)
+)
 path = str(handover.folder / "predictions.parquet")
 predictions.write.parquet(path)  # Spark writes straight into the folder
 typed.unpersist()

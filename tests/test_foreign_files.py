@@ -154,7 +154,7 @@ def test_a_record_of_another_stage_is_refused_by_readers_and_writers(tmp_path):
 
 def test_a_stage_stopped_midway_can_run_again(tmp_path):
     folder = tmp_path / "prepared"
-    with pytest.raises(RuntimeError), handover(folder, "02_prepare"):
+    with pytest.raises(RuntimeError), handover(folder, "02_prepare", writes=("*.parquet",)):
         (folder / "train.parquet").mkdir()  # as Spark writes straight into the folder
         (folder / "train.parquet" / "part-0.parquet").write_bytes(b"half")
         raise RuntimeError("stopped")
@@ -164,3 +164,15 @@ def test_a_stage_stopped_midway_can_run_again(tmp_path):
         (out / "features.json").write_text("{}")
     assert sorted(p.name for p in folder.iterdir()) == [MANIFEST, "features.json"]
     Lab(tmp_path).require("prepared")
+
+
+def test_a_file_put_into_a_stopped_hand_over_is_left_alone(tmp_path):
+    folder = tmp_path / "prepared"
+    with pytest.raises(RuntimeError), handover(folder, "02_prepare", writes=("*.parquet",)):
+        (folder / "train.parquet").mkdir()
+        raise RuntimeError("stopped")
+    (folder / "note.txt").write_text("mine")  # the pending record never named it
+    with pytest.raises(PenguinInputError, match="did not write note.txt; move them away first"):
+        handover(folder, "02_prepare").__enter__()
+    assert (folder / "note.txt").read_text() == "mine"
+    assert (folder / "train.parquet").is_dir()

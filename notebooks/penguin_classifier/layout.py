@@ -125,12 +125,15 @@ class Handover:
 
     Creating it refuses a folder holding anything but an earlier commit of the same stage
     (:func:`check_clearable`), then replaces the old record by a *pending* one (the folder stays
-    the stage's, uncommitted, if the stage stops midway) and removes the old files. The stage
-    builds its files in ``local``, a temporary folder on local disk (Spark may write its Parquet
-    straight into ``folder``). :meth:`commit` copies the local files in (plain sequential
-    writes), then writes the record listing every file of ``folder`` and ``inputs``: the digest
-    of each lab folder's record it was built from (:meth:`Lab.require`). A stage that fails
-    before :meth:`commit` leaves its folder uncommitted: no reader will use it.
+    the stage's, uncommitted, if the stage stops midway) and removes exactly the files the old
+    record listed. The stage builds its files in ``local``, a temporary folder on local disk;
+    what it writes straight into ``folder`` (Spark's Parquet, the ranks' run folder) it names in
+    ``writes`` (top-level names, ``fnmatch`` patterns), which the pending record keeps, so that a
+    stage stopped midway can be cleared, and nothing else. :meth:`commit` names the local files
+    in the pending record too, copies them in (plain sequential writes), then writes the record
+    listing every file of ``folder`` and ``inputs``: the digest of each lab folder's record it
+    was built from (:meth:`Lab.require`). A stage that fails before :meth:`commit` leaves its
+    folder uncommitted: no reader will use it.
     """
 
     def __init__(
@@ -140,22 +143,30 @@ class Handover:
         parameters: dict | None = None,
         inputs: dict[str, str] | None = None,
         replaces: tuple[str, ...] | None = None,
+        writes: tuple[str, ...] = (),
     ):
         self.folder, self.stage, self.parameters = Path(folder), stage, parameters or {}
-        self.inputs = inputs or {}
-        check_clearable(self.folder, stage, replaces or (stage,))
-        record = self.folder / MANIFEST
-        record.unlink(missing_ok=True)
+        self.inputs, self.writes = inputs or {}, tuple(writes)
+        ours = check_clearable(self.folder, stage, replaces or (stage,))
         self.folder.mkdir(parents=True, exist_ok=True)
-        write_json(record, {"stage": stage, "pending": True, "parameters": self.parameters})
-        for path in self.folder.iterdir():
-            if path.name != MANIFEST:
-                shutil.rmtree(path) if path.is_dir() else path.unlink()
+        self._pending(self.writes)
+        for path in ours:
+            shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
+        for path in sorted(self.folder.rglob("*"), reverse=True):  # folders the files left empty
+            if path.is_dir() and not any(path.iterdir()):
+                path.rmdir()
         self._local = tempfile.TemporaryDirectory(prefix=f"penguins-{self.folder.name}-")
         self.local = Path(self._local.name)
 
+    def _pending(self, writes) -> None:
+        """Replace the folder's record by a pending one naming what the stage writes into it."""
+        record = {"stage": self.stage, "pending": True, "parameters": self.parameters}
+        (self.folder / MANIFEST).unlink(missing_ok=True)  # a delete and a new file, no rewrite
+        write_json(self.folder / MANIFEST, {**record, "writes": sorted(writes)})
+
     def commit(self) -> dict:
         """Copy the local files in, then write the record; return it."""
+        self._pending({*self.writes, *(p.name for p in self.local.iterdir())})
         for path in sorted(self.local.rglob("*")):
             target = self.folder / path.relative_to(self.local)
             if path.is_dir():
@@ -187,9 +198,10 @@ def handover(
     parameters: dict | None = None,
     inputs: dict[str, str] | None = None,
     replaces: tuple[str, ...] | None = None,
+    writes: tuple[str, ...] = (),
 ):
     """``with handover(folder, stage) as out:`` build the files in ``out``; commit on success."""
-    stage_handover = Handover(folder, stage, parameters, inputs, replaces)
+    stage_handover = Handover(folder, stage, parameters, inputs, replaces, writes)
     try:
         yield stage_handover.local
         stage_handover.commit()

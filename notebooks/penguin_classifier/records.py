@@ -5,6 +5,7 @@ what a hand-over may replace (:func:`check_clearable`). :mod:`layout` uses them.
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import json
 from pathlib import Path
@@ -100,13 +101,15 @@ def writers(folder_name: str, stage: str) -> tuple[str, ...]:
     return METRICS_WRITERS if folder_name == "metrics" and stage in METRICS_WRITERS else (stage,)
 
 
-def check_clearable(folder: Path, stage: str, replaces: tuple[str, ...]) -> None:
-    """Refuse, before anything is touched, a folder that holds anything but an earlier commit
-    (or an unfinished hand-over) of ``replaces``: the project deletes only what it wrote."""
+def check_clearable(folder: Path, stage: str, replaces: tuple[str, ...]) -> list[Path]:
+    """What a hand-over of ``stage`` may remove from ``folder``: the files an earlier commit of
+    ``replaces`` lists, or the entries an unfinished hand-over named in its pending record
+    (``writes``). Anything else in the folder is refused, before anything is touched: the
+    project deletes only what it wrote."""
     if folder.exists() and not folder.is_dir():
         raise PenguinInputError(f"{folder} is a file, not a folder: {stage} writes a folder")
     if not folder.is_dir() or not any(folder.iterdir()):
-        return
+        return []
     refuse = f"{stage} will not replace {folder}"
     try:
         record = read_record(folder)
@@ -122,15 +125,23 @@ def check_clearable(folder: Path, stage: str, replaces: tuple[str, ...]) -> None
         )
     if record["stage"] not in replaces:
         raise PenguinInputError(f"{refuse}: it holds a commit of {record['stage']}")
-    if not record.get("pending"):
-        listed = set(record.get("files") or {})
-        extra = [
-            p.relative_to(folder).as_posix()
-            for p in sorted(folder.rglob("*"))
-            if p.is_file() and p.name != MANIFEST and p.relative_to(folder).as_posix() not in listed
-        ]
+    if record.get("pending"):  # top-level entries the unfinished hand-over said it writes
+        writes = record.get("writes") or []
+        entries = [p for p in sorted(folder.iterdir()) if p.name != MANIFEST]
+        extra = [p.name for p in entries if not any(fnmatch.fnmatch(p.name, w) for w in writes)]
+        done = f"its unfinished hand-over of {record['stage']} did not write"
         if extra:
-            raise PenguinInputError(
-                f"{refuse}: it holds files {record['stage']} did not commit "
-                f"({shortlist(extra)}); move them away first"
-            )
+            raise PenguinInputError(f"{refuse}: {done} {shortlist(extra)}; move them away first")
+        return entries
+    listed = set(record.get("files") or {})
+    extra = [
+        p.relative_to(folder).as_posix()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and p.name != MANIFEST and p.relative_to(folder).as_posix() not in listed
+    ]
+    if extra:
+        raise PenguinInputError(
+            f"{refuse}: it holds files {record['stage']} did not commit "
+            f"({shortlist(extra)}); move them away first"
+        )
+    return [folder / name for name in sorted(listed)]
