@@ -192,16 +192,10 @@ class Handover:
 
 
 @contextmanager
-def handover(
-    folder: str | os.PathLike,
-    stage: str,
-    parameters: dict | None = None,
-    inputs: dict[str, str] | None = None,
-    replaces: tuple[str, ...] | None = None,
-    writes: tuple[str, ...] = (),
-):
-    """``with handover(folder, stage) as out:`` build the files in ``out``; commit on success."""
-    stage_handover = Handover(folder, stage, parameters, inputs, replaces, writes)
+def handover(folder: str | os.PathLike, stage: str, *args, **kwargs):
+    """``with handover(folder, stage, ...) as out:`` (:class:`Handover`'s arguments) build the
+    files in ``out``; commit on success."""
+    stage_handover = Handover(folder, stage, *args, **kwargs)
     try:
         yield stage_handover.local
         stage_handover.commit()
