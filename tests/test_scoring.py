@@ -9,11 +9,13 @@ import mlflow
 import pandas as pd
 import pytest
 from penguin_classifier.layout import MANIFEST, Lab, read_json
+from penguin_classifier.runtime import project_root
 
 from penguins.cli import main
 from penguins.jobs import local_tasks
-from penguins.runner import run_tasks
+from penguins.runner import notebook_cells, run_tasks
 
+ROOT = project_root()
 HEADER = "Island,CulmenLength,CulmenDepth,FlipperLength,BodyMass,Species"
 ROWS = [
     "Biscoe,46.1,13.2,211,4500,1",  # a typical Gentoo, labelled right
@@ -105,6 +107,17 @@ def test_without_labels_there_is_no_accuracy(spark, tmp_lab, tmp_path, capsys, l
     assert not [line for line in printed if line.startswith("accuracy ")]  # no accuracy line
 
 
+def test_accuracy_counts_only_the_labelled_rows(tmp_lab, tmp_path):
+    # The Gentoo labelled right, and the Chinstrap of ROWS without a label: both scored, one
+    # labelled. (For a null label Spark 4.3 names the last species, Chinstrap, unless guarded:
+    # then 2 rows would count as labelled, both right.)
+    source = write_csv(tmp_path / "in.csv", [ROWS[0], "Dream,49.0,19.5,210,3950,NA"])
+    assert main(score(tmp_lab, source, tmp_path / "scored")) == 0
+    summary = read_json(tmp_path / "scored" / "summary.json")
+    assert summary["per_species"] == {"Adelie": 0, "Gentoo": 1, "Chinstrap": 1}
+    assert (summary["rows"], summary["labelled"], summary["accuracy"]) == (2, 1, 1.0)
+
+
 ISLANDS = "['Biscoe', 'Dream', 'Torgersen']"  # the saved vocabulary, sorted
 POSITIVE = "is not a positive number up to 3.4e38 (float32)"  # features.MEASUREMENT
 
@@ -173,3 +186,17 @@ def test_the_job_scores_the_lab_data_with_the_champion(spark, tmp_lab):
         "Accuracy on the labelled rows",
         "Commit",
     ]
+
+
+def test_the_scoring_benchmark_runs_the_job_cell_by_cell(record):
+    from penguins.bench_scoring import STARTUP_CELLS, bench_scoring_job
+
+    # One run in a fresh process, on 400 rows: the shipped data's 342 complete rows, then 58 again.
+    result = bench_scoring_job(400, "lab", record["model_uri"], repeat=1)
+    assert result["scored_rows"] == 400
+    notebook = notebook_cells(ROOT / "notebooks" / "07_score.py")
+    assert list(result["cells_s"]) == list(result["again_cells_s"]) == [c.title for c in notebook]
+    assert set(STARTUP_CELLS) < set(result["cells_s"])  # names the notebook's own cells
+    work = sum(s for t, s in result["again_cells_s"].items() if t not in STARTUP_CELLS)
+    assert result["again_work_s"] == pytest.approx(work, abs=0.01 * len(notebook))
+    assert result["wall_s"] > result["spark_start_s"] + result["job_s"] - 0.01 * len(notebook)

@@ -19,6 +19,11 @@ from pyspark.sql import functions as F
 from .errors import PenguinInputError
 from .features import INPUTS, LABEL, MEASUREMENT, MEASUREMENTS, MISSING, is_measurement
 
+# Rows per Arrow batch that Spark hands the model's Python workers (its default is 10,000):
+# MLflow's spark_udf checks the schema and builds pandas frames once per batch, which costs more
+# than the network's arithmetic on 10,000 rows; 100,000 rows of the lab's columns are a few MB.
+ARROW_BATCH_ROWS = 100_000
+
 
 def read_input(spark: SparkSession, source: str) -> DataFrame:
     """A CSV file with a header (a path: it has a ``/`` or ends in ``.csv``) or a table."""
@@ -40,15 +45,12 @@ def text(column: str) -> Column:
     return F.trim(F.col(column).cast("string"))
 
 
-def number(column: str, kind: str = "DOUBLE") -> Column:
-    """The value as ``kind``, null when it is not one (``try_cast``: Spark 3.2+, ANSI mode too)."""
-    return F.expr(f"try_cast(trim(CAST(`{column}` AS STRING)) AS {kind})")
-
-
 def problem(wrong: Column, column: str, rule: str, name: str | None = None) -> Column:
-    """``"<name> '<value>' <rule>"`` where ``wrong`` holds, else null; ``name``: ``column``."""
-    said = F.concat(F.lit(f"{name or column} '"), text(column), F.lit(f"' {rule}"))
-    return F.when(wrong, said)
+    """``"<name> '<value>' <rule>"`` where the value is there and ``wrong`` holds, else null;
+    ``name``: ``column``. ``column`` is a value as :func:`parse` first reads it (trimmed text,
+    null when missing)."""
+    said = F.concat(F.lit(f"{name or column} '"), F.col(column), F.lit(f"' {rule}"))
+    return F.when(F.col(column).isNotNull() & wrong, said)
 
 
 def parse(data: DataFrame, spec: dict) -> DataFrame:
@@ -58,24 +60,32 @@ def parse(data: DataFrame, spec: dict) -> DataFrame:
     first value that is there but wrong, by the model's features spec ``spec``: an island not
     in its vocabulary, a measurement that breaks :func:`features.is_measurement`, a label that
     is not the index of one of its species.
+
+    Three steps, so that Spark trims and casts each value once a row (it keeps a column that a
+    later step reads several times; one expression would repeat the cast in every test of it).
     """
     names = [c for c in [*INPUTS, LABEL] if c in data.columns]
-    present = {c: text(c).isNotNull() & ~text(c).isin(*MISSING) for c in names}
+    given = data.select(*(F.when(~text(c).isin(*MISSING), text(c)).alias(c) for c in names))
+    # try_cast: null when the text is not a number (Spark 3.2+, ANSI mode too).
+    kinds = {**dict.fromkeys(MEASUREMENTS, "DOUBLE"), LABEL: "INT"}
+    numbers = [F.expr(f"try_cast(`{c}` AS {kinds[c]})").alias(f"_{c}") for c in names if c in kinds]
+    values = given.select("*", *numbers)
     islands, top = spec["islands"], len(spec["species"]) - 1
     rule = f"is not in the saved vocabulary {islands}"
-    island = problem(~text("Island").isin(*islands), "Island", rule, "island")
-    problems = [F.when(present["Island"], island)]
-    columns = [F.when(present["Island"], text("Island")).alias("Island")]
+    problems = [problem(~F.col("Island").isin(*islands), "Island", rule, "island")]
+    columns = [F.col("Island")]
     for c in MEASUREMENTS:
-        wrong = number(c).isNull() | ~is_measurement(number(c))
-        problems.append(F.when(present[c], problem(wrong, c, f"is not {MEASUREMENT}")))
-        columns.append(F.when(present[c], number(c)).alias(c))
-    if LABEL in data.columns:
-        label = number(LABEL, "INT")
+        number = F.col(f"_{c}")
+        problems.append(
+            problem(number.isNull() | ~is_measurement(number), c, f"is not {MEASUREMENT}")
+        )
+        columns.append(number.alias(c))
+    if LABEL in names:
+        label = F.col(f"_{LABEL}")
         wrong = label.isNull() | (label < 0) | (label > top)
-        problems.append(F.when(present[LABEL], problem(wrong, LABEL, f"is not 0 to {top}")))
-        columns.append(F.when(present[LABEL], label).alias(LABEL))
-    return data.select(*columns, F.coalesce(*problems).alias("_problem"))
+        problems.append(problem(wrong, LABEL, f"is not 0 to {top}"))
+        columns.append(label.alias(LABEL))
+    return values.select(*columns, F.coalesce(*problems).alias("_problem"))
 
 
 def check(typed: DataFrame, source: str) -> None:
