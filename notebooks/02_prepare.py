@@ -82,18 +82,22 @@ import math
 from penguin_classifier.errors import PenguinInputError
 from penguin_classifier.features import MEASUREMENT, SPECIES, is_measurement
 
-# One Spark job, before any encoding: each species' rows, and values that break the rule.
+# One Spark job, before any encoding: the rows of each species on each island, and values that
+# break the rule.
 bad_values = [F.count_if(~is_measurement(F.col(c))).alias(c) for c in MEASUREMENTS]
-stats = data.groupBy(LABEL).agg(F.count("*").alias("rows"), *bad_values).collect()
+stats = data.groupBy(LABEL, "Island").agg(F.count("*").alias("rows"), *bad_values).collect()
 for c in MEASUREMENTS:
     if bad := sum(row[c] for row in stats):  # e.g. 1e-50: a float32 0
         raise PenguinInputError(f"column {c}: {bad} value(s) are not {MEASUREMENT} once cast")
 if not stats:
     raise PenguinInputError("no complete rows: every row has a missing value")
-sizes = {}  # {species: (train rows, test rows)}, as the split below makes them
+species_rows = {}
 for row in stats:
-    n_test = math.floor(row["rows"] * test_fraction + 0.5)
-    sizes[row[LABEL]] = (row["rows"] - n_test, n_test)
+    species_rows[row[LABEL]] = species_rows.get(row[LABEL], 0) + row["rows"]
+sizes = {}  # {species: (train rows, test rows)}, as the split below makes them
+for label, n in species_rows.items():
+    n_test = math.floor(n * test_fraction + 0.5)
+    sizes[label] = (n - n_test, n_test)
 small = [f"{SPECIES[s]} ({sum(n)} rows)" for s, n in sorted(sizes.items()) if 0 in n]
 if small:
     raise PenguinInputError(
@@ -104,9 +108,12 @@ if small:
 # COMMAND ----------
 
 # DBTITLE 1,The island vocabulary, sorted
-# Sorted, and saved in features.json: index i means the same island in every run.
-islands = sorted(row["Island"] for row in data.select("Island").distinct().collect())
-display(spark.createDataFrame(list(enumerate(islands)), "IslandIdx int, Island string"))
+import pandas as pd
+
+# The islands of the complete rows (counted above), sorted and saved in features.json: index i
+# means the same island in every run.
+islands = sorted({row["Island"] for row in stats})
+display(pd.DataFrame({"IslandIdx": range(len(islands)), "Island": islands}))
 
 # COMMAND ----------
 

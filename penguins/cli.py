@@ -137,6 +137,12 @@ def cmd_bench(args) -> int:
         )
         print(json.dumps(result) if args.json else format_serving(result))
         return 0
+    if args.seed_lab:
+        from .bench_seed_lab import bench_seed_lab, format_seed_lab
+
+        result = bench_seed_lab(args.repeat)
+        print(json.dumps(result) if args.json else format_seed_lab(result))
+        return 0
     if args.scoring:
         from penguin_classifier import tracking
         from penguin_classifier.layout import Lab
@@ -308,6 +314,12 @@ def build_parser() -> OneLineParser:
         "--distributed",
         action="store_true",
         help="1 process against 2 per backend, on the lab's data and on a x200 training set",
+    )
+    bench.add_argument(
+        "--seed-lab",
+        action="store_true",
+        help="penguins run (make run) against the seed lab's own cells (ingest, prepare, 100 "
+        "epochs), each a new process, in turn; prints the ratio of the medians",
     )
     bench.add_argument(
         "--scoring",
