@@ -78,6 +78,7 @@ print(f"{rows} rows: {complete} complete, {rows - complete} with a missing value
 
 # DBTITLE 1,Refuse data that cannot be split
 import math
+from collections import Counter
 
 from penguin_classifier.errors import PenguinInputError
 from penguin_classifier.features import MEASUREMENT, SPECIES, is_measurement
@@ -91,9 +92,9 @@ for c in MEASUREMENTS:
         raise PenguinInputError(f"column {c}: {bad} value(s) are not {MEASUREMENT} once cast")
 if not stats:
     raise PenguinInputError("no complete rows: every row has a missing value")
-species_rows = {}
+species_rows = Counter()
 for row in stats:
-    species_rows[row[LABEL]] = species_rows.get(row[LABEL], 0) + row["rows"]
+    species_rows[row[LABEL]] += row["rows"]
 sizes = {}  # {species: (train rows, test rows)}, as the split below makes them
 for label, n in species_rows.items():
     n_test = math.floor(n * test_fraction + 0.5)

@@ -28,10 +28,10 @@ from penguin_classifier.runtime import shipped_data
 
 def seed_lab(folder: Path, epochs: int = 100) -> None:
     """The seed lab's cells, ingest to the last epoch, in ``folder``; prints as they do."""
-    # Ingest (a shell cell there: remove the folder, make it, download the CSV into it).
+    # Ingest (a shell cell there: remove the folder, make it, download the CSV into it). Here
+    # the folder must be new: nothing is removed that this run did not write.
     data_dir = folder / "deepml_lab"
-    shutil.rmtree(data_dir, ignore_errors=True)
-    data_dir.mkdir(parents=True)
+    data_dir.mkdir(parents=True)  # FileExistsError if it is there
     shutil.copyfile(shipped_data(), data_dir / "penguins.csv")
 
     # Prepare, in PySpark: the session the notebook is given, then its one cell.
