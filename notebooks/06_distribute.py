@@ -12,7 +12,8 @@
 # MAGIC Last task of the `penguin_training` job; needs `05_evaluate`.
 # MAGIC
 # MAGIC Backends: `horovod` uses `sparkdl.HorovodRunner(np=-N)` on Databricks Runtime ML (up to 15.4 LTS,
-# MAGIC processes on the driver) and `horovod.spark.run` elsewhere; `torch` uses `TorchDistributor`
+# MAGIC processes on the driver) and elsewhere `horovod.run` (processes on this machine) or, with
+# MAGIC `local_mode=false`, `horovod.spark.run` (processes in Spark tasks); `torch` uses `TorchDistributor`
 # MAGIC (the way on newer ML runtimes); `auto` picks Horovod where it is installed, else TorchDistributor.
 # MAGIC
 # MAGIC | parameter | required | default | meaning |
@@ -23,7 +24,7 @@
 # MAGIC | `epochs` | no | `100` | passes over each rank's shard |
 # MAGIC | `lr` | no | `0.001` | learning rate of one process; multiplied by the number of processes |
 # MAGIC | `batch_size` | no | `20` | rows per batch on each rank |
-# MAGIC | `local_mode` | no | `true` | `true`: processes on the driver; `false`: on the worker nodes (TorchDistributor barrier tasks, HorovodRunner `np=N`) |
+# MAGIC | `local_mode` | no | `true` | `true`: processes on the driver; `false`: on the worker nodes (TorchDistributor barrier tasks, HorovodRunner `np=N`, horovod.spark.run) |
 # MAGIC | `timeout_minutes` | no | `10` | the whole distributed run is stopped after this long |
 # MAGIC | `experiment` | no | `""` | MLflow experiment; empty: the notebook's own on Databricks, `penguin_classifier` locally |
 # MAGIC | `job_run_id` | no | `""` | the job run (`{{job.run_id}}`), tagged on the run; empty: a local id |
@@ -63,7 +64,7 @@ local_mode = params.choice(dbutils, "local_mode", ["true", "false"]) == "true"
 timeout_s = 60 * params.number(dbutils, "timeout_minutes", low=0.0)
 experiment = params.text(dbutils, "experiment")
 job_run_id = params.text(dbutils, "job_run_id")
-launch = launch_here(backend)  # HorovodRunner, horovod.spark.run or TorchDistributor
+launch = launch_here(backend, local_mode)  # HorovodRunner, horovod.run, TorchDistributor, ...
 slots = spark.sparkContext.defaultParallelism  # starts a local session: the launchers need one
 check_num_processes(num_processes, slots, os.cpu_count(), launch, local_mode)
 
@@ -268,7 +269,19 @@ with distributed_run(spark, handover.folder, launch.launcher, timeout_s) as run:
         np = -num_processes if local_mode else num_processes
         runner = HorovodRunner(np=np, driver_log_verbosity="all")
         result = runner.run(run.reporting(train_hvd), job=job)
-    elif launch.launcher == "horovod.spark.run":
+    elif launch.launcher == "horovod.run":  # processes on this machine, as np=-N
+        import horovod
+
+        result = horovod.run(
+            run.reporting(train_hvd),
+            args=(job,),
+            np=num_processes,
+            hosts=f"localhost:{num_processes}",
+            start_timeout=job["start_timeout_s"],
+            use_gloo=True,
+            verbose=0,
+        )[0]  # one result per rank: they are the same
+    elif launch.launcher == "horovod.spark.run":  # processes in Spark tasks
         import horovod.spark
 
         result = horovod.spark.run(

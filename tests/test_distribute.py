@@ -96,21 +96,28 @@ class RecordingSparkContext:
 
 
 @pytest.mark.parametrize(
-    ("backend", "databricks", "has_horovod", "has_sparkdl", "expected"),
+    ("backend", "databricks", "has_horovod", "has_sparkdl", "local_mode", "expected"),
     [
-        ("auto", False, True, False, Launch("horovod", "horovod.spark.run")),
-        ("auto", False, False, False, Launch("torch", "TorchDistributor")),
-        ("auto", True, True, True, Launch("horovod", "HorovodRunner")),
+        # Processes on this machine: horovod.run; on the workers: in Spark tasks.
+        ("auto", False, True, False, True, Launch("horovod", "horovod.run")),
+        ("auto", False, True, False, False, Launch("horovod", "horovod.spark.run")),
+        ("auto", False, False, False, True, Launch("torch", "TorchDistributor")),
+        ("auto", True, True, True, True, Launch("horovod", "HorovodRunner")),
+        ("auto", True, True, True, False, Launch("horovod", "HorovodRunner")),
         # Databricks ML 16+ has neither Horovod nor sparkdl: auto falls back to TorchDistributor.
-        ("auto", True, False, False, Launch("torch", "TorchDistributor")),
-        ("horovod", True, True, True, Launch("horovod", "HorovodRunner")),
-        ("horovod", True, True, False, Launch("horovod", "horovod.spark.run")),
-        ("torch", True, True, True, Launch("torch", "TorchDistributor")),
+        ("auto", True, False, False, True, Launch("torch", "TorchDistributor")),
+        ("horovod", True, True, True, True, Launch("horovod", "HorovodRunner")),
+        ("horovod", True, True, False, False, Launch("horovod", "horovod.spark.run")),
+        ("torch", True, True, True, False, Launch("torch", "TorchDistributor")),
     ],
 )
-def test_backend_choice(backend, databricks, has_horovod, has_sparkdl, expected):
+def test_backend_choice(backend, databricks, has_horovod, has_sparkdl, local_mode, expected):
     chosen = choose_launch(
-        backend, databricks=databricks, has_horovod=has_horovod, has_sparkdl=has_sparkdl
+        backend,
+        databricks=databricks,
+        has_horovod=has_horovod,
+        has_sparkdl=has_sparkdl,
+        local_mode=local_mode,
     )
     assert chosen == expected
 
@@ -131,7 +138,9 @@ def test_backend_errors(backend, has_horovod, message):
     ("num_processes", "slots", "cores", "launch", "local_mode", "message"),
     [
         (0, 2, 8, Launch("torch", "TorchDistributor"), True, "num_processes: 0 is below 1"),
-        (3, 2, 8, Launch("horovod", "horovod.spark.run"), True, "3 processes need 3 Spark task"),
+        (3, 2, 8, Launch("horovod", "horovod.spark.run"), False, "3 processes need 3 Spark task"),
+        (3, 8, 2, Launch("horovod", "horovod.run"), True, "3 processes need 3 cores, the driver"),
+        (3, 2, 8, Launch("horovod", "horovod.run"), True, None),  # processes, not Spark tasks
         (3, 2, 8, Launch("torch", "TorchDistributor"), False, "this cluster has 2"),
         (3, 2, 8, Launch("torch", "TorchDistributor"), True, None),  # local mode: the cores
         (4, 2, 8, Launch("horovod", "HorovodRunner"), True, None),  # np=-4: driver processes
@@ -304,11 +313,12 @@ def test_the_stage_needs_the_evaluation_first(tmp_lab, capsys):
 @pytest.mark.parametrize(
     ("backend", "local_mode", "launcher"),
     [
-        ("auto", "true", "horovod.spark.run"),  # the session's job run: Horovod is installed
+        ("auto", "true", "horovod.run"),  # the session's job run: Horovod is installed
+        ("horovod", "false", "horovod.spark.run"),  # a process in each Spark task
         ("torch", "true", "TorchDistributor"),
         ("torch", "false", "TorchDistributor"),  # barrier tasks, as on worker nodes
     ],
-    ids=["horovod.spark.run", "TorchDistributor-local", "TorchDistributor-barrier"],
+    ids=["horovod.run", "horovod.spark.run", "TorchDistributor-local", "TorchDistributor-barrier"],
 )
 def test_two_processes_reach_single_process_accuracy_and_commit(
     lab, tmp_lab, spark, backend, local_mode, launcher
@@ -364,13 +374,19 @@ def failing_notebook(folder: Path) -> Path:
 # horovod.spark.run's own thread ends with the failed Spark job: expected here.
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
 @pytest.mark.parametrize(
-    ("backend", "launcher"), [("torch", "TorchDistributor"), ("horovod", "horovod.spark.run")]
+    ("backend", "local_mode", "launcher"),
+    [
+        ("torch", "true", "TorchDistributor"),
+        ("horovod", "true", "horovod.run"),
+        ("horovod", "false", "horovod.spark.run"),
+    ],
 )
 def test_a_failing_rank_fails_the_run_in_one_line_and_leaves_no_model(
-    tmp_lab, tmp_path, spark, backend, launcher
+    tmp_lab, tmp_path, spark, backend, local_mode, launcher
 ):
     notebook = failing_notebook(tmp_path)
-    widgets = {"lab_dir": str(tmp_lab.root), "backend": backend, "epochs": str(EPOCHS)}
+    widgets = {"lab_dir": str(tmp_lab.root), "backend": backend, "local_mode": local_mode}
+    widgets["epochs"] = str(EPOCHS)
     start = time.perf_counter()
     with pytest.raises(PenguinRunError) as raised:
         run_notebook(notebook, widgets, spark)
