@@ -4,7 +4,7 @@
 # MAGIC
 # MAGIC Loads the model from the MLflow registry (by default the version with the alias `champion`),
 # MAGIC reads penguins from a CSV file or a table, refuses values the model cannot take, scores every
-# MAGIC complete row inside Spark (`mlflow.pyfunc.spark_udf`: Python workers load the model, then score)
+# MAGIC complete row inside Spark (an iterator pandas UDF: each Python worker takes the model once, then scores)
 # MAGIC and commits `<output>/predictions.parquet` (the input columns, `predicted_species`, one
 # MAGIC `probability_<species>` column per species) and `summary.json`, with `_manifest.json` written
 # MAGIC last. Rows with a missing measurement are kept, unscored, and counted; with `Species` labels
@@ -84,16 +84,15 @@ scoring.check(typed, source)
 # COMMAND ----------
 
 # DBTITLE 1,The model as a Spark function
-import mlflow
 from penguin_classifier.predict import probability_column
 
-# Each Python worker of Spark loads the model once per task, then calls its predict on batches
-# of rows that Arrow hands over. MLflow checks the schema and builds a pandas frame for every
-# batch; the network needs microseconds a row. So batches of 100,000 rows, not Spark's 10,000.
+# An iterator pandas UDF: each Python worker of Spark takes the model's network and features
+# spec once a task (they travel with the function: no MLflow in the workers), then classifies
+# the batches of rows that Arrow hands over. The network needs microseconds a row, a batch costs
+# a pandas frame and its checks: so batches of 100,000 rows, not Spark's 10,000.
 spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", scoring.ARROW_BATCH_ROWS)
+predict = scoring.model_udf(model)  # a struct: species, probability_<species> for each
 probabilities = [probability_column(s) for s in species]
-result_type = ", ".join(["species string", *(f"{p} double" for p in probabilities)])
-predict = mlflow.pyfunc.spark_udf(spark, model_uri, result_type=result_type, env_manager="local")
 
 # COMMAND ----------
 

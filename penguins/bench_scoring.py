@@ -24,7 +24,7 @@ from penguin_classifier.layout import Lab
 from penguin_classifier.predict import probability_column
 from penguin_classifier.registry import load_pyfunc
 from penguin_classifier.runtime import shipped_data
-from penguin_classifier.scoring import ARROW_BATCH_ROWS
+from penguin_classifier.scoring import ARROW_BATCH_ROWS, model_udf
 from penguin_classifier.tracking import locations
 from pyspark.sql import DataFrame, SparkSession
 
@@ -129,22 +129,31 @@ def bench_scoring(spark: SparkSession, rows: int, model_uri: str, repeat: int = 
 
     The rows repeat the shipped data's complete rows. Spark's side is timed on a cached
     DataFrame written to Spark's ``noop`` sink (the scoring of notebook 07, without reading or
-    writing files), after a warm-up that starts the Python workers and loads the model in each
-    (timed apart), with Arrow batches of notebook 07's size and of Spark's default side by
-    side. Each side runs ``repeat`` times; the medians count.
+    writing files), after a warm-up that starts the Python workers and builds the model in each
+    (timed apart): notebook 07's function (``scoring.model_udf``) in Arrow batches of its size
+    and of Spark's default, and ``mlflow.pyfunc.spark_udf`` (workers that load the pyfunc with
+    MLflow) in batches of notebook 07's size. Each runs ``repeat`` times, in turn; the medians
+    count.
     """
     model, spec = load_pyfunc(model_uri)
     frame = complete_rows(rows)[INPUTS]
     data = spark.createDataFrame(frame).cache()
     data.count()
     partitions = data.rdd.getNumPartitions()
-    # As notebook 07 declares it: the model's output columns, as Spark types.
     outputs = ["species string", *(f"{probability_column(s)} double" for s in spec["species"])]
-    predict = mlflow.pyfunc.spark_udf(
-        spark, model_uri, result_type=", ".join(outputs), env_manager="local"
-    )
+    functions = {  # name: (the function, rows per Arrow batch)
+        "model_udf": (model_udf(model), ARROW_BATCH_ROWS),
+        "default_batch": (model_udf(model), SPARK_DEFAULT_BATCH_ROWS),
+        "spark_udf": (
+            mlflow.pyfunc.spark_udf(
+                spark, model_uri, result_type=", ".join(outputs), env_manager="local"
+            ),
+            ARROW_BATCH_ROWS,
+        ),
+    }
 
-    def spark_scoring(df: DataFrame, batch_rows: int) -> float:
+    def spark_scoring(df: DataFrame, name: str) -> float:
+        predict, batch_rows = functions[name]
         spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", batch_rows)
         start = time.perf_counter()
         df.select(predict(*INPUTS)).write.format("noop").mode("overwrite").save()
@@ -155,28 +164,20 @@ def bench_scoring(spark: SparkSession, rows: int, model_uri: str, repeat: int = 
         model.predict(frame)
         return time.perf_counter() - start
 
-    warmup_s = spark_scoring(data.limit(1000).repartition(partitions), ARROW_BATCH_ROWS)
-    timed = {ARROW_BATCH_ROWS: [], SPARK_DEFAULT_BATCH_ROWS: []}
-    for _ in range(repeat):  # the two batch sizes in turn
-        for batch_rows, times in timed.items():
-            times.append(spark_scoring(data, batch_rows))
+    sample = data.limit(1000).repartition(partitions)
+    warmup = {name: round(spark_scoring(sample, name), 3) for name in functions}
+    timed = {name: [] for name in functions}
+    for _ in range(repeat):  # each function in turn
+        for name, times in timed.items():
+            times.append(spark_scoring(data, name))
     data.unpersist()
-    spark_s, default_s = (statistics.median(times) for times in timed.values())
+    seconds = {name: statistics.median(times) for name, times in timed.items()}
     pandas_s = statistics.median(pandas_scoring() for _ in range(repeat))
-    return {
-        "rows": rows,
-        "repeat": repeat,
-        "partitions": partitions,
-        "spark_warmup_s": round(warmup_s, 3),
-        "batch_rows": ARROW_BATCH_ROWS,
-        "spark_s": round(spark_s, 3),
-        "spark_rows_per_s": round(rows / spark_s),
-        "default_batch_rows": SPARK_DEFAULT_BATCH_ROWS,
-        "default_batch_s": round(default_s, 3),
-        "default_batch_rows_per_s": round(rows / default_s),
-        "pandas_s": round(pandas_s, 3),
-        "pandas_rows_per_s": round(rows / pandas_s),
-    }
+    result = {"rows": rows, "repeat": repeat, "partitions": partitions, "warmup_s": warmup}
+    result |= {"batch_rows": ARROW_BATCH_ROWS, "default_batch_rows": SPARK_DEFAULT_BATCH_ROWS}
+    for name, s in [*seconds.items(), ("pandas", pandas_s)]:
+        result |= {f"{name}_s": round(s, 3), f"{name}_rows_per_s": round(rows / s)}
+    return result
 
 
 if __name__ == "__main__":  # one run of bench_scoring_job: python -m penguins.bench_scoring ...

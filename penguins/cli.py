@@ -177,15 +177,26 @@ def format_scoring(result: dict, model_uri: str) -> str:
     lines += [
         f"  again in the same process, Spark and its Python workers started: "
         f"{job['again_work_s']:.2f} s from the read on, {job['again_rows_per_s']:,} rows/s",
-        f"scoring alone, {rows:,} rows in memory, median of {repeat}:",
-        f"  {result['spark_rows_per_s']:>10,} rows/s ({result['spark_s']:.2f} s)  Spark, "
-        f"mlflow.pyfunc.spark_udf, {result['partitions']} partitions, Arrow batches of "
-        f"{result['batch_rows']:,} (warm-up {result['spark_warmup_s']:.2f} s apart)",
-        f"  {result['default_batch_rows_per_s']:>10,} rows/s ({result['default_batch_s']:.2f} s)  "
-        f"the same, batches of {result['default_batch_rows']:,} (Spark's default)",
-        f"  {result['pandas_rows_per_s']:>10,} rows/s ({result['pandas_s']:.2f} s)  pandas, "
-        "one predict call on the driver",
+        f"scoring alone, {rows:,} rows in memory, {result['partitions']} partitions, "
+        f"median of {repeat} (warm-up apart: Python workers started, the model built in each):",
     ]
+    rows_of = [
+        (
+            "model_udf",
+            f"notebook 07's pandas UDF, Arrow batches of {result['batch_rows']:,}",
+        ),
+        (
+            "default_batch",
+            f"the same, batches of {result['default_batch_rows']:,} (Spark's default)",
+        ),
+        ("spark_udf", f"mlflow.pyfunc.spark_udf, batches of {result['batch_rows']:,}"),
+        ("pandas", "pandas, one predict call of the pyfunc on the driver"),
+    ]
+    for name, what in rows_of:
+        warmup = result["warmup_s"].get(name)
+        after = f" (warm-up {warmup:.2f} s)" if warmup is not None else ""
+        speed, seconds = result[f"{name}_rows_per_s"], result[f"{name}_s"]
+        lines.append(f"  {speed:>10,} rows/s ({seconds:.2f} s)  {what}{after}")
     return "\n".join(lines)
 
 

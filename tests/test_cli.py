@@ -243,7 +243,7 @@ def test_bench_scoring_prints_rows_per_second_of_spark_and_pandas(lab, capsys):
     assert main(["bench", "--scoring", "--rows", "500", "--repeat", "1", "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert (result["rows"], result["repeat"]) == (500, 1)
-    assert result["spark_rows_per_s"] > 0 and result["pandas_rows_per_s"] > 0
+    assert result["model_udf_rows_per_s"] > 0 and result["pandas_rows_per_s"] > 0
 
 
 def test_run_the_scoring_job_of_the_bundle(lab, tmp_path, capsys):

@@ -200,3 +200,23 @@ def test_the_scoring_benchmark_runs_the_job_cell_by_cell(record):
     work = sum(s for t, s in result["again_cells_s"].items() if t not in STARTUP_CELLS)
     assert result["again_work_s"] == pytest.approx(work, abs=0.01 * len(notebook))
     assert result["wall_s"] > result["spark_start_s"] + result["job_s"] - 0.01 * len(notebook)
+
+
+def test_the_spark_function_answers_as_the_registered_pyfunc(spark, model_uri):
+    # Notebook 07's pandas UDF classifies in Spark's Python workers without MLflow: the same
+    # species and probabilities as the pyfunc's own predict, row for row.
+    from penguin_classifier.features import INPUTS, MEASUREMENTS
+    from penguin_classifier.registry import load_pyfunc
+    from penguin_classifier.runtime import shipped_data
+    from penguin_classifier.scoring import model_udf
+
+    model, _ = load_pyfunc(model_uri)
+    frame = pd.read_csv(shipped_data()).dropna()[INPUTS].astype(dict.fromkeys(MEASUREMENTS, float))
+    expected = model.predict(frame)
+    rows = spark.createDataFrame(frame)  # in order, in partitions of local[2]'s two cores
+    assert rows.rdd.getNumPartitions() == 2  # two tasks, each with its copy of the model
+    answer = rows.select(model_udf(model)(*INPUTS).alias("out")).select("out.*").toPandas()
+    assert answer["species"].tolist() == expected["species"].tolist()
+    assert set(expected["species"]) == {"Adelie", "Gentoo", "Chinstrap"}
+    # float32 arithmetic on other batch shapes: the same to about 1e-7
+    pd.testing.assert_frame_equal(answer, expected, check_exact=False, rtol=0, atol=1e-6)

@@ -4,24 +4,28 @@ cannot take stops the run with one line before anything is scored.
 :func:`read_input` reads the lab's columns (``Island``, ``CulmenLength``, ``CulmenDepth``,
 ``FlipperLength``, ``BodyMass``; optionally ``Species`` labels 0/1/2) from a CSV file or a
 table; :func:`parse` types them, null where missing, and names in ``_problem`` what is there
-but wrong; :func:`check` refuses the input when any row has a problem. The scoring itself,
-``mlflow.pyfunc.spark_udf`` over the complete rows, is the notebook's own code.
+but wrong; :func:`check` refuses the input when any row has a problem; :func:`model_udf` is
+the model as a Spark function, which the notebook applies to the complete rows.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
+import pandas as pd
 from pyspark.errors import AnalysisException
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
+from pyspark.sql.types import DoubleType, StringType, StructField, StructType
 
 from .errors import PenguinInputError
 from .features import INPUTS, LABEL, MEASUREMENT, MEASUREMENTS, MISSING, is_measurement
+from .predict import classify_frame, probability_column
 
 # Rows per Arrow batch that Spark hands the model's Python workers (its default is 10,000):
-# MLflow's spark_udf checks the schema and builds pandas frames once per batch, which costs more
-# than the network's arithmetic on 10,000 rows; 100,000 rows of the lab's columns are a few MB.
+# each batch costs a pandas frame and its checks, more than the network's arithmetic on 10,000
+# rows; 100,000 rows of the lab's columns are a few MB.
 ARROW_BATCH_ROWS = 100_000
 
 
@@ -95,3 +99,28 @@ def check(typed: DataFrame, source: str) -> None:
     if found["n"]:
         rows = "1 row" if found["n"] == 1 else f"{found['n']} rows"
         raise PenguinInputError(f"input {source}: {rows} cannot be scored, e.g. {found['first']}")
+
+
+def model_udf(model):
+    """The loaded pyfunc ``model`` as a Spark function of the lab's columns (``INPUTS``, typed as
+    :func:`parse` types them): a struct of ``species`` and one ``probability_<species>`` each.
+
+    An iterator pandas UDF: a Python worker takes the model's network and features spec once a
+    task, then answers each batch of rows that Arrow hands over as the pyfunc does, with
+    :func:`predict.classify_frame`. So the workers import torch and this package but not MLflow
+    (seconds a worker), and no schema check runs a batch: the notebook checked every value.
+    """
+    classifier = model.unwrap_python_model()  # penguin_classifier.pyfunc_model, loaded
+    network, spec = classifier.model, classifier.spec
+    fields = [StructField("species", StringType())]
+    fields += [StructField(probability_column(s), DoubleType()) for s in spec["species"]]
+
+    @F.pandas_udf(StructType(fields))
+    def predict(batches: Iterator[tuple[pd.Series, ...]]) -> Iterator[pd.DataFrame]:
+        import torch
+
+        torch.set_num_threads(1)  # a worker per core
+        for columns in batches:
+            yield classify_frame(network, pd.concat(columns, axis=1, keys=INPUTS), spec)
+
+    return predict
