@@ -65,7 +65,8 @@ timeout_s = 60 * params.number(dbutils, "timeout_minutes", low=0.0)
 experiment = params.text(dbutils, "experiment")
 job_run_id = params.text(dbutils, "job_run_id")
 launch = launch_here(backend, local_mode)  # HorovodRunner, horovod.run, TorchDistributor, ...
-slots = spark.sparkContext.defaultParallelism  # starts a local session: the launchers need one
+# horovod.run needs no SparkSession; the other launchers go through it (locally it starts here).
+slots = spark.sparkContext.defaultParallelism if launch.uses_spark else None
 check_num_processes(num_processes, slots, os.cpu_count(), launch, local_mode)
 
 # COMMAND ----------
@@ -261,7 +262,8 @@ from penguin_classifier.distributed_run import distributed_run
 from penguin_classifier.train import check_loss
 
 # Stops the run after timeout_s; a failed rank becomes one line (its error's last line).
-with distributed_run(spark, handover.folder, launch.launcher, timeout_s) as run:
+session = spark if launch.uses_spark else None  # horovod.run: no Spark jobs to cancel
+with distributed_run(session, handover.folder, launch.launcher, timeout_s) as run:
     if launch.launcher == "HorovodRunner":  # Databricks Runtime ML up to 15.4 LTS
         from sparkdl import HorovodRunner
 

@@ -26,7 +26,7 @@ from penguin_classifier.distributed_run import (
 from penguin_classifier.errors import PenguinInputError, PenguinRunError
 from penguin_classifier.launchers import Launch, check_num_processes, choose_launch
 from penguin_classifier.layout import Lab, read_json
-from penguin_classifier.runtime import project_root
+from penguin_classifier.runtime import LazySpark, project_root
 
 from penguins.cli import main
 from penguins.jobs import local_tasks, only_tasks
@@ -337,6 +337,16 @@ def test_two_processes_reach_single_process_accuracy_and_commit(
     assert abs(summary["accuracy"] - summary["single_accuracy"]) <= 0.01
     trained.require("distributed")  # committed: every file is there and whole
     assert not list(trained.folder("distributed").glob("_run-*"))
+
+
+def test_horovod_run_starts_no_spark(tmp_lab):
+    # penguins run --only distribute with horovod.run: no JVM to wait for (seconds on 2 cores).
+    def no_spark():
+        raise AssertionError("a SparkSession was started")
+
+    result = distribute(tmp_lab, LazySpark(no_spark), backend="horovod")
+    assert read_json(tmp_lab.distributed_metrics)["launcher"] == "horovod.run"
+    assert result.task_values  # the stage ran to its end
 
 
 def test_a_loss_that_turns_nan_stops_the_stage_before_it_commits(tmp_lab, capsys):

@@ -66,9 +66,9 @@ def distributed_run(spark, folder: str | os.PathLike, launcher: str, timeout_s: 
     The body runs in this thread (launchers set signal handlers, which only the main thread
     may); a watchdog thread stops the run's workers after ``timeout_s``, which makes the call
     fail. A failure or a timeout becomes one :class:`PenguinRunError` line; the run's folder
-    (under ``folder``) is removed either way.
+    (under ``folder``) is removed either way. ``spark``: None for a launcher without Spark.
     """
-    sc = spark.sparkContext  # starts a lazy local session: the Spark launchers need one
+    sc = spark.sparkContext if spark is not None else None  # starts a lazy local session
     run = DistributedRun(Path(folder) / f"_run-{uuid.uuid4().hex[:12]}")
     run.folder.mkdir(parents=True)
     done, fired = threading.Event(), threading.Event()
@@ -134,6 +134,9 @@ def spark_job_group(sc):
     horovod.spark.run starts its job from a thread of its own, in its own group, and cancels
     that group itself when its processes fail.
     """
+    if sc is None:  # no Spark, no jobs
+        yield None
+        return
     keys = ("spark.jobGroup.id", "spark.job.description", "spark.job.interruptOnCancel")
     before = {key: sc.getLocalProperty(key) for key in keys}
     group = f"penguins-distribute-{uuid.uuid4().hex[:12]}"
@@ -149,7 +152,8 @@ def stop_workers(sc, group: str) -> None:
     """Cancel the Spark jobs of a run (its group only: ``cancelAllJobs`` would also cancel other
     notebooks' jobs on a shared cluster) and end the worker processes it started."""
     try:
-        sc.cancelJobGroup(group)
+        if sc is not None:
+            sc.cancelJobGroup(group)
     except Exception:  # noqa: BLE001 - best effort on the way out
         pass
     try:

@@ -27,6 +27,11 @@ class Launch:
     backend: str  # horovod | torch
     launcher: str  # HorovodRunner | horovod.run | horovod.spark.run | TorchDistributor
 
+    @property
+    def uses_spark(self) -> bool:
+        """Whether it starts the processes through the SparkSession: all but horovod.run."""
+        return self.launcher != "horovod.run"
+
 
 def installed(module: str) -> bool:
     try:
