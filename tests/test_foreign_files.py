@@ -4,6 +4,8 @@ one line before anything is touched, and every foreign file is still there, byte
 from __future__ import annotations
 
 import hashlib
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -176,3 +178,33 @@ def test_a_file_put_into_a_stopped_hand_over_is_left_alone(tmp_path):
         handover(folder, "02_prepare").__enter__()
     assert (folder / "note.txt").read_text() == "mine"
     assert (folder / "train.parquet").is_dir()
+
+
+@pytest.fixture
+def local_disk():
+    """A folder on plain local disk, outside the volume-ruled test folders: links work there,
+    as in a lab folder on a user's machine."""
+    with tempfile.TemporaryDirectory(prefix="penguins-test-disk-") as folder:
+        yield Path(folder)
+
+
+@pytest.mark.parametrize("pending", [False, True], ids=["committed", "stopped"])
+def test_a_link_in_a_stage_folder_is_refused_and_what_it_reaches_kept(local_disk, pending):
+    # A listed (or pending) entry swapped for a link to a user's folder: replacing the stage
+    # must not delete through it.
+    folder, users = local_disk / "prepared", local_disk / "users"
+    users.mkdir()
+    (users / "part-0.parquet").write_text("mine")
+    if pending:
+        with pytest.raises(RuntimeError), handover(folder, "02_prepare", writes=("*.parquet",)):
+            raise RuntimeError("stopped")
+    else:
+        with handover(folder, "02_prepare", writes=("*.parquet",)):
+            (folder / "train.parquet").mkdir()
+            (folder / "train.parquet" / "part-0.parquet").write_text("ours")
+        shutil.rmtree(folder / "train.parquet")
+    (folder / "train.parquet").symlink_to(users, target_is_directory=True)
+    with pytest.raises(PenguinInputError, match=r"it holds links \(train.parquet\)"):
+        handover(folder, "02_prepare").__enter__()
+    assert (users / "part-0.parquet").read_text() == "mine"
+    assert (folder / "train.parquet").is_symlink()

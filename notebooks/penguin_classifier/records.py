@@ -125,6 +125,11 @@ def check_clearable(folder: Path, stage: str, replaces: tuple[str, ...]) -> list
         )
     if record["stage"] not in replaces:
         raise PenguinInputError(f"{refuse}: it holds a commit of {record['stage']}")
+    # The project never links (volumes cannot): a link was put there, and removing what it
+    # leads to, or what a listed path reaches through it, could delete another folder's files.
+    links = [p.relative_to(folder).as_posix() for p in sorted(folder.rglob("*")) if p.is_symlink()]
+    if links:
+        raise PenguinInputError(f"{refuse}: it holds links ({shortlist(links)}); move them away")
     if record.get("pending"):  # top-level entries the unfinished hand-over said it writes
         writes = record.get("writes") or []
         entries = [p for p in sorted(folder.iterdir()) if p.name != MANIFEST]
