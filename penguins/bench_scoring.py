@@ -21,7 +21,6 @@ import pandas as pd
 from penguin_classifier.errors import PenguinInputError, PenguinRunError
 from penguin_classifier.features import INPUTS, MEASUREMENTS
 from penguin_classifier.layout import Lab
-from penguin_classifier.predict import probability_column
 from penguin_classifier.registry import load_pyfunc
 from penguin_classifier.runtime import shipped_data
 from penguin_classifier.scoring import ARROW_BATCH_ROWS, model_udf
@@ -135,21 +134,20 @@ def bench_scoring(spark: SparkSession, rows: int, model_uri: str, repeat: int = 
     MLflow) in batches of notebook 07's size. Each runs ``repeat`` times, in turn; the medians
     count.
     """
-    model, spec = load_pyfunc(model_uri)
+    model, _ = load_pyfunc(model_uri)
     frame = complete_rows(rows)[INPUTS]
     data = spark.createDataFrame(frame).cache()
     data.count()
     partitions = data.rdd.getNumPartitions()
-    outputs = ["species string", *(f"{probability_column(s)} double" for s in spec["species"])]
+    notebook_udf = model_udf(model)
+    # MLflow's, with the same output columns.
+    spark_udf = mlflow.pyfunc.spark_udf(
+        spark, model_uri, result_type=notebook_udf.returnType, env_manager="local"
+    )
     functions = {  # name: (the function, rows per Arrow batch)
-        "model_udf": (model_udf(model), ARROW_BATCH_ROWS),
-        "default_batch": (model_udf(model), SPARK_DEFAULT_BATCH_ROWS),
-        "spark_udf": (
-            mlflow.pyfunc.spark_udf(
-                spark, model_uri, result_type=", ".join(outputs), env_manager="local"
-            ),
-            ARROW_BATCH_ROWS,
-        ),
+        "model_udf": (notebook_udf, ARROW_BATCH_ROWS),
+        "default_batch": (notebook_udf, SPARK_DEFAULT_BATCH_ROWS),
+        "spark_udf": (spark_udf, ARROW_BATCH_ROWS),
     }
 
     def spark_scoring(df: DataFrame, name: str) -> float:
