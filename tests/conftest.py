@@ -54,6 +54,14 @@ def mlflow_store():
             yield database
 
 
+@pytest.fixture
+def local_disk():
+    """A folder on plain local disk, outside the volume-ruled test folders: links and renames
+    work there, as on a user's machine."""
+    with tempfile.TemporaryDirectory(prefix="penguins-test-disk-") as folder:
+        yield Path(folder)
+
+
 @pytest.fixture(scope="session")
 def spark(tmp_path_factory):
     """A ``local[2]`` SparkSession without UI, stopped after the last test."""

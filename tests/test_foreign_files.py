@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import shutil
-import tempfile
 from pathlib import Path
 
 import pytest
@@ -178,14 +177,6 @@ def test_a_file_put_into_a_stopped_hand_over_is_left_alone(tmp_path):
         handover(folder, "02_prepare").__enter__()
     assert (folder / "note.txt").read_text() == "mine"
     assert (folder / "train.parquet").is_dir()
-
-
-@pytest.fixture
-def local_disk():
-    """A folder on plain local disk, outside the volume-ruled test folders: links work there,
-    as in a lab folder on a user's machine."""
-    with tempfile.TemporaryDirectory(prefix="penguins-test-disk-") as folder:
-        yield Path(folder)
 
 
 @pytest.mark.parametrize("pending", [False, True], ids=["committed", "stopped"])

@@ -26,8 +26,25 @@ def on_databricks() -> bool:
     return "DATABRICKS_RUNTIME_VERSION" in os.environ
 
 
-def local_spark(app_name: str = "penguins"):
-    """A small local SparkSession: 2 cores, no UI, few shuffle partitions, quiet logs.
+def spark_classes() -> Path:
+    """The class-data archive that local Spark's JVM starts from: ``make`` builds it once
+    (``python -m penguins.spark_classes``), in the Python environment holding pyspark."""
+    return Path(sys.prefix) / "spark-classes.jsa"
+
+
+def class_sharing(archive: Path) -> str:
+    """Java options that map ``archive``'s classes (Java's class-data sharing) instead of
+    loading and verifying them from Spark's jars: a session starts about 2 s sooner and its
+    first job 1 s (2-core machine). None without the archive (naming a missing one would turn
+    off the JDK's own); the JVM ignores, quietly, one built by another Java or Spark."""
+    if not archive.is_file():
+        return ""
+    return f"-XX:SharedArchiveFile={archive} -Xlog:cds=off -Xlog:cds+dynamic=off"
+
+
+def local_spark(app_name: str = "penguins", java_options: str | None = None):
+    """A small local SparkSession: 2 cores, no UI, few shuffle partitions, quiet logs; its
+    JVM gets ``java_options``, by default :func:`class_sharing` of :func:`spark_classes`.
 
     Its warehouse (where a table would go) is a temporary folder, removed when the process
     ends: never ``./spark-warehouse`` in the current folder.
@@ -36,6 +53,8 @@ def local_spark(app_name: str = "penguins"):
 
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    if java_options is None:
+        java_options = class_sharing(spark_classes())
     warehouse = tempfile.mkdtemp(prefix="penguins-spark-warehouse-")
     atexit.register(shutil.rmtree, warehouse, ignore_errors=True)
     spark = (
@@ -49,6 +68,7 @@ def local_spark(app_name: str = "penguins"):
         .config("spark.driver.bindAddress", "127.0.0.1")
         .config("spark.sql.session.timeZone", "UTC")
         .config("spark.sql.warehouse.dir", warehouse)
+        .config("spark.driver.extraJavaOptions", java_options)
         .getOrCreate()
     )
     spark.sparkContext.setLogLevel("ERROR")

@@ -1,0 +1,34 @@
+"""The class-data archive local Spark starts from (``make`` builds it)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from penguin_classifier.runtime import class_sharing
+
+START_SPARK = """
+import sys
+from pathlib import Path
+from penguin_classifier.runtime import class_sharing, local_spark
+local_spark(java_options=class_sharing(Path(sys.argv[1]))).range(3).count()
+"""
+
+
+def test_spark_maps_the_classes_of_the_archive_built_for_it(local_disk):
+    archive = local_disk / "spark-classes.jsa"
+    build = [sys.executable, "-m", "penguins.spark_classes", str(archive)]
+    subprocess.run(build, check=True, capture_output=True)
+    assert archive.is_file()
+    assert not list(local_disk.glob("*.partial"))
+    # Java names, for each class it loads, where it came from.
+    log = local_disk / "classes.log"
+    env = {**os.environ, "JDK_JAVA_OPTIONS": f"-Xlog:class+load:file={log}"}
+    start = [sys.executable, "-c", START_SPARK, str(archive)]
+    subprocess.run(start, check=True, capture_output=True, env=env)
+    assert "org.apache.spark.SparkContext source: shared objects file (top)" in log.read_text()
+
+
+def test_without_the_archive_spark_starts_as_usual(local_disk):
+    assert class_sharing(local_disk / "missing.jsa") == ""
