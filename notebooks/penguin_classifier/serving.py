@@ -93,19 +93,30 @@ def free_port() -> int:
 
 
 def scoring_app(model, max_body_bytes: int = MAX_BODY_BYTES):
-    """MLflow's scoring server (a FastAPI app) for a loaded pyfunc ``model``, refusing bodies
-    over ``max_body_bytes`` with 413 before they are read."""
-    from fastapi.responses import JSONResponse
+    """MLflow's scoring server for a loaded pyfunc ``model``, refusing bodies over
+    ``max_body_bytes`` with 413 before they are read: a FastAPI app (MLflow 3), or a Flask app
+    (MLflow 2, as on Databricks Runtime 15.4 LTS ML) with Flask's own limit."""
     from mlflow.pyfunc import scoring_server
 
     app = scoring_server.init(model)
+
+    def too_large(length: int) -> dict:
+        message = f"request body of {length:,} bytes is over the {max_body_bytes:,} limit"
+        return {"error_code": "BAD_REQUEST", "message": message}
+
+    if hasattr(app, "wsgi_app"):  # Flask
+        import flask
+
+        app.config["MAX_CONTENT_LENGTH"] = max_body_bytes
+        app.register_error_handler(413, lambda _: (too_large(flask.request.content_length), 413))
+        return app
+    from fastapi.responses import JSONResponse
 
     @app.middleware("http")
     async def limit_body(request, call_next):
         length = request.headers.get("content-length")
         if length and length.isdigit() and int(length) > max_body_bytes:
-            message = f"request body of {int(length):,} bytes is over the {max_body_bytes:,} limit"
-            return JSONResponse({"error_code": "BAD_REQUEST", "message": message}, 413)
+            return JSONResponse(too_large(int(length)), 413)
         return await call_next(request)
 
     return app
@@ -114,19 +125,26 @@ def scoring_app(model, max_body_bytes: int = MAX_BODY_BYTES):
 class LocalServer:
     """``with LocalServer(model) as server:`` MLflow's scoring server at ``server.url``.
 
-    Runs uvicorn in a thread of this process, on ``port`` (default: a free one) of 127.0.0.1
-    only, and stops it when the block ends.
+    Runs uvicorn (werkzeug for MLflow 2's Flask app) in a thread of this process, on ``port``
+    (default: a free one) of 127.0.0.1 only, and stops it when the block ends.
     """
 
     def __init__(self, model, port: int | None = None, max_body_bytes: int = MAX_BODY_BYTES):
-        import uvicorn
-
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         app = scoring_app(model, max_body_bytes)
-        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, name="penguins-serve", daemon=True)
+        if hasattr(app, "wsgi_app"):  # MLflow 2's Flask app: werkzeug's server
+            from werkzeug.serving import make_server
+
+            self._wsgi = make_server("127.0.0.1", self.port, app, threaded=True)
+            run = self._wsgi.serve_forever
+        else:
+            import uvicorn
+
+            config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
+            self._server = uvicorn.Server(config)
+            self._wsgi, run = None, self._server.run
+        self._thread = threading.Thread(target=run, name="penguins-serve", daemon=True)
 
     def __enter__(self) -> LocalServer:
         return self.start()
@@ -138,14 +156,17 @@ class LocalServer:
         """Start serving; return once the server answers."""
         self._thread.start()
         deadline = time.monotonic() + 30
-        while not self._server.started:
+        while not (self._wsgi or self._server.started):  # werkzeug listens from make_server
             if not self._thread.is_alive() or time.monotonic() > deadline:
                 raise PenguinRunError(f"the scoring server did not start on port {self.port}")
             time.sleep(0.05)
         return self
 
     def stop(self) -> None:
-        self._server.should_exit = True
+        if self._wsgi:
+            self._wsgi.shutdown()
+        else:
+            self._server.should_exit = True
         self._thread.join(timeout=10)
 
 
