@@ -112,6 +112,30 @@ predictions = scored.unionByName(rows.where(f"NOT ({complete})"), allowMissingCo
 
 # COMMAND ----------
 
+# DBTITLE 1,What to count while writing
+from penguin_classifier.features import LABEL
+from pyspark.sql import Observation
+
+# Counted by Spark as it writes the predictions (DataFrame.observe): no second pass. Per
+# predicted species its rows, the incomplete rows (no prediction), the scored rows that carry a
+# label and how many of those the model got right.
+predicted = F.col("predicted_species")
+labels = F.col(LABEL) if LABEL in predictions.columns else F.lit(None).cast("int")
+# Label i is species[i]; element_at counts from 1. Guarded: Spark 4.3 answers the last species
+# for a null index into this literal array (F.array(...)[None] fails).
+named_label = F.when(labels.isNotNull(), F.element_at(F.array(*map(F.lit, species)), labels + 1))
+counts = Observation("summary")
+predictions = predictions.observe(
+    counts,
+    F.count(F.lit(1)).alias("rows"),
+    F.count(F.when(predicted.isNull(), 1)).alias("incomplete"),
+    *(F.count(F.when(predicted == s, 1)).alias(s) for s in species),
+    F.count(F.when(predicted.isNotNull(), named_label)).alias("labelled"),
+    F.count(F.when(predicted == named_label, 1)).alias("right"),
+)
+
+# COMMAND ----------
+
 # DBTITLE 1,Write the predictions (the output folder is replaced only now)
 from penguin_classifier.layout import Handover
 
@@ -119,30 +143,16 @@ handover = Handover(
     output, "07_score", {"input": source, "model": model_uri}, writes=("predictions.parquet",)
 )
 path = str(handover.folder / "predictions.parquet")
-predictions.write.parquet(path)  # Spark writes straight into the folder
+predictions.write.parquet(path)  # Spark writes straight into the folder, and counts
 typed.unpersist()
-written = spark.read.parquet(path)  # what was written, from here on: no scoring again
-display(written.limit(10))
+display(spark.read.parquet(path).limit(10))  # what was written: no scoring again
 
 # COMMAND ----------
 
 # DBTITLE 1,Count the predictions per species
-from penguin_classifier.features import LABEL
-
-# One pass over the predictions: per predicted species (None: not scored) its rows, how many
-# of them carry a label and how many of those the model got right.
-labels = F.col(LABEL) if LABEL in written.columns else F.lit(None).cast("int")
-# Label i is species[i]; element_at counts from 1. Guarded: Spark 4.3 answers the last species
-# for a null index into this literal array (F.array(...)[None] fails).
-named_label = F.when(labels.isNotNull(), F.element_at(F.array(*map(F.lit, species)), labels + 1))
-right = (F.col("predicted_species") == named_label).cast("int")
-per_species = written.groupBy("predicted_species").agg(
-    F.count("*").alias("rows"), F.count(named_label).alias("labelled"), F.sum(right).alias("right")
-)
-counts = {row["predicted_species"]: row for row in per_species.collect()}
-summary = {"rows": sum(r["rows"] for r in counts.values())}
-summary["incomplete"] = counts.pop(None)["rows"] if None in counts else 0
-summary["per_species"] = {s: counts[s]["rows"] if s in counts else 0 for s in species}
+counted = counts.get
+summary = {"rows": counted["rows"], "incomplete": counted["incomplete"]}
+summary["per_species"] = {s: counted[s] for s in species}
 scored_rows = summary["rows"] - summary["incomplete"]
 named = ", ".join(f"{s} {n}" for s, n in summary["per_species"].items())
 incomplete = f"{summary['incomplete']} incomplete (not scored)"
@@ -151,10 +161,8 @@ print(f"{summary['rows']} rows: {scored_rows} scored ({named}), {incomplete}")
 # COMMAND ----------
 
 # DBTITLE 1,Accuracy on the labelled rows
-# The scored rows with a label: the counts above, their None (not scored) taken out.
-summary["labelled"] = sum(r["labelled"] for r in counts.values())
-right_answers = sum(r["right"] or 0 for r in counts.values())
-summary["accuracy"] = right_answers / summary["labelled"] if summary["labelled"] else None
+summary["labelled"] = counted["labelled"]  # scored rows with a label
+summary["accuracy"] = counted["right"] / summary["labelled"] if summary["labelled"] else None
 if summary["accuracy"] is not None:  # None: no labelled row was scored
     print(f"accuracy {summary['accuracy']:.4f} on {summary['labelled']} labelled rows")
 

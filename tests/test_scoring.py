@@ -181,6 +181,7 @@ def test_the_job_scores_the_lab_data_with_the_champion(spark, tmp_lab):
         "Check every value before scoring",
         "The model as a Spark function",
         "Score the complete rows, keep the others",
+        "What to count while writing",
         "Write the predictions (the output folder is replaced only now)",
         "Count the predictions per species",
         "Accuracy on the labelled rows",
