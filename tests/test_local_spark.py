@@ -1,4 +1,4 @@
-"""The class-data archive local Spark starts from (``make`` builds it)."""
+"""How local Spark starts: from the class-data archive ``make`` builds."""
 
 from __future__ import annotations
 
