@@ -125,7 +125,8 @@ labels = F.col(LABEL) if LABEL in predictions.columns else F.lit(None).cast("int
 # for a null index into this literal array (F.array(...)[None] fails).
 named_label = F.when(labels.isNotNull(), F.element_at(F.array(*map(F.lit, species)), labels + 1))
 counts = Observation("summary")
-predictions = predictions.observe(
+# A new name, not predictions: this cell can run again (one plan cannot observe "summary" twice).
+observed = predictions.observe(
     counts,
     F.count(F.lit(1)).alias("rows"),
     F.count(F.when(predicted.isNull(), 1)).alias("incomplete"),
@@ -143,7 +144,7 @@ handover = Handover(
     output, "07_score", {"input": source, "model": model_uri}, writes=("predictions.parquet",)
 )
 path = str(handover.folder / "predictions.parquet")
-predictions.write.parquet(path)  # Spark writes straight into the folder, and counts
+observed.write.parquet(path)  # Spark writes straight into the folder, and counts
 typed.unpersist()
 display(spark.read.parquet(path).limit(10))  # what was written: no scoring again
 
