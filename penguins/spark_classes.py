@@ -10,16 +10,20 @@ archive goes where :func:`runtime.spark_classes` looks, unless ``ARCHIVE`` says 
 
 from __future__ import annotations
 
+import os
 import sys
 import tempfile
 from pathlib import Path
 
 import pandas as pd
+from penguin_classifier.errors import PenguinInputError, PenguinRunError
 from penguin_classifier.runtime import local_spark, shipped_data, spark_classes
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 QUIET = "-Xlog:cds=error -Xlog:cds+dynamic=error"  # not a warning for each class it skips
+# The first 4 bytes of a dynamic and of a static archive (0xf00baba8, 0xf00baba2, little-endian).
+ARCHIVE_MAGIC = (bytes.fromhex("a8ab0bf0"), bytes.fromhex("a2ab0bf0"))
 
 
 def stage_work(spark: SparkSession, folder: Path) -> None:
@@ -43,19 +47,40 @@ def stage_work(spark: SparkSession, folder: Path) -> None:
     back.randomSplit([0.7, 0.3], seed=0)[0].count()
 
 
+def is_class_archive(path: Path) -> bool:
+    """Whether ``path`` starts as a JVM's class-data archive does (dynamic or static)."""
+    with path.open("rb") as file:
+        return file.read(4) in ARCHIVE_MAGIC
+
+
 def build(archive: Path) -> None:
-    """Write ``archive`` (through a ``.partial`` file beside it, so that no JVM maps half)."""
-    partial = archive.with_name(archive.name + ".partial")
-    partial.unlink(missing_ok=True)
-    spark = local_spark("penguins-spark-classes", f"-XX:ArchiveClassesAtExit={partial} {QUIET}")
-    with tempfile.TemporaryDirectory(prefix="penguins-spark-classes-") as folder:
-        stage_work(spark, Path(folder))
-    jvm = spark.sparkContext._gateway.proc  # the JVM process pyspark started
-    spark.stop()
-    jvm.stdin.close()  # pyspark's JVM ends when its input does; it writes the archive first
-    jvm.wait()
-    partial.replace(archive)
+    """Write ``archive``: into a new ``.partial`` file beside it, so that no JVM maps half, then
+    in its place. Refuses to replace a file that is not a class-data archive."""
+    if archive.exists() and not (archive.is_file() and is_class_archive(archive)):
+        raise PenguinInputError(f"{archive} is not a class-data archive; will not replace it")
+    handle, name = tempfile.mkstemp(
+        prefix=f".{archive.name}-", suffix=".partial", dir=archive.parent
+    )
+    os.close(handle)
+    partial = Path(name)  # made here, so ours to remove
+    try:
+        spark = local_spark("penguins-spark-classes", f"-XX:ArchiveClassesAtExit={partial} {QUIET}")
+        with tempfile.TemporaryDirectory(prefix="penguins-spark-classes-") as folder:
+            stage_work(spark, Path(folder))
+        jvm = spark.sparkContext._gateway.proc  # the JVM process pyspark started
+        spark.stop()
+        jvm.stdin.close()  # pyspark's JVM ends when its input does; it writes the archive first
+        jvm.wait()
+        if not is_class_archive(partial):
+            raise PenguinRunError(f"the JVM wrote no class-data archive to {partial}")
+        partial.replace(archive)
+    finally:
+        partial.unlink(missing_ok=True)
 
 
 if __name__ == "__main__":
-    build(Path(sys.argv[1]) if len(sys.argv) > 1 else spark_classes())
+    try:
+        build(Path(sys.argv[1]) if len(sys.argv) > 1 else spark_classes())
+    except (PenguinInputError, PenguinRunError) as error:
+        print(f"penguins.spark_classes: {error}", file=sys.stderr)
+        sys.exit(2 if isinstance(error, PenguinInputError) else 1)

@@ -57,8 +57,11 @@ def local_spark(app_name: str = "penguins", java_options: str | None = None):
         java_options = class_sharing(spark_classes())
     warehouse = tempfile.mkdtemp(prefix="penguins-spark-warehouse-")
     atexit.register(shutil.rmtree, warehouse, ignore_errors=True)
+    builder = SparkSession.builder
+    if java_options:  # else the JVM keeps the options Spark's own configuration gives it
+        builder = builder.config("spark.driver.extraJavaOptions", java_options)
     spark = (
-        SparkSession.builder.master("local[2]")
+        builder.master("local[2]")
         .appName(app_name)
         .config("spark.ui.enabled", "false")
         .config("spark.ui.showConsoleProgress", "false")
@@ -68,7 +71,6 @@ def local_spark(app_name: str = "penguins", java_options: str | None = None):
         .config("spark.driver.bindAddress", "127.0.0.1")
         .config("spark.sql.session.timeZone", "UTC")
         .config("spark.sql.warehouse.dir", warehouse)
-        .config("spark.driver.extraJavaOptions", java_options)
         .getOrCreate()
     )
     spark.sparkContext.setLogLevel("ERROR")
