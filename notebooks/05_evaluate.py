@@ -165,8 +165,7 @@ write_json(handover.local / lab.evaluation.name, evaluation)
 # DBTITLE 1,Log into the training run and register the model
 from penguin_classifier import registry, tracking
 
-trained = read_json(lab.folder("trained") / tracking.MLFLOW_JSON)  # 04's run and model
-tracking.reopen(trained)
+trained = tracking.reopen(lab, "trained")  # 04's run and model, in this lab's store
 with tracking.start_run("05_evaluate", run_id=trained["train_run_id"]):
     tracking.log_evaluation(lab, handover.local)
 registration = registry.register(trained["model_uri"], accuracy, model_name, min_accuracy)

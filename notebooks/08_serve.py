@@ -70,7 +70,7 @@ if on_databricks():
 else:  # MLflow's scoring server, the one `mlflow models serve` runs, on a localhost port
     import mlflow
 
-    tracking.reopen(read_json(lab.folder("trained") / tracking.MLFLOW_JSON))  # 04's store
+    tracking.reopen(lab, "trained")  # 04's store
     server = serving.LocalServer(mlflow.pyfunc.load_model(f"models:/{model_name}/{version}"))
     print(f"serving {model_name} version {version} at {server.start().url}/invocations")
 

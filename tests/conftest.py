@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from penguin_classifier import tracking
-from penguin_classifier.layout import Lab, read_json
+from penguin_classifier.layout import Lab
 from penguin_classifier.runtime import local_spark, project_root
 
 from penguins.jobs import local_tasks
@@ -90,9 +90,7 @@ def lab(lab_run) -> Lab:
 def record(lab) -> dict:
     """``metrics/mlflow.json`` of the session's job run (04, 05 and 06 tracked in MLflow), with
     MLflow pointed at the store it names."""
-    record = read_json(lab.mlflow_record)
-    tracking.reopen(record)
-    return record
+    return tracking.reopen(lab, "metrics")
 
 
 @pytest.fixture

@@ -40,8 +40,7 @@ def commit_trained(lab, state: dict) -> None:
     """Commit ``trained/`` again, as 04 does, with these weights, 04's history, and a new MLflow
     run for 05 to log into (the session's 04 run keeps its own figures)."""
     history = read_json(lab.history)
-    record = read_json(lab.folder("trained") / tracking.MLFLOW_JSON)
-    tracking.reopen(record)
+    record = tracking.reopen(lab, "trained")
     with mlflow.start_run(run_name="always_adelie") as run:
         pass
     inputs = lab.require("prepared", "model")

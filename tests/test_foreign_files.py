@@ -4,6 +4,7 @@ one line before anything is touched, and every foreign file is still there, byte
 from __future__ import annotations
 
 import hashlib
+import re
 import shutil
 from pathlib import Path
 
@@ -66,13 +67,20 @@ def test_scoring_into_a_folder_of_unrelated_files_is_refused(tmp_lab, new_pengui
         (lambda lab: lab.root, "holds the lab folder"),
         (lambda lab: lab.folder("trained"), "is the folder of 04_train"),
         (lambda lab: lab.root.parent, "holds the lab folder"),
+        # Inside a stage's folder the output would block the stage (files it did not commit);
+        # deeper in the lab, the lab (a folder no stage wrote).
+        (lambda lab: lab.folder("raw") / "sub", "is inside the folder of 01_ingest"),
+        (lambda lab: lab.folder("scored") / "sub", "is inside .*scored: choose a folder directly"),
     ],
-    ids=["lab_dir", "lab_dir/trained", "the lab's parent"],
+    ids=["lab_dir", "lab_dir/trained", "the lab's parent", "lab_dir/raw/sub", "lab_dir/scored/sub"],
 )
 def test_scoring_into_the_lab_or_above_it_is_refused(tmp_lab, capsys, where, message):
     before = fingerprint(tmp_lab.root)
-    err = refused(capsys, *score(tmp_lab, where(tmp_lab)))
-    assert message in err
+    output = where(tmp_lab)
+    err = refused(capsys, *score(tmp_lab, output))
+    assert re.fullmatch(
+        f"penguins run: score: parameter output: {re.escape(str(output))} {message}.*\n", err
+    )
     assert fingerprint(tmp_lab.root) == before
     tmp_lab.require(*STAGES)  # every stage's commit still whole
 

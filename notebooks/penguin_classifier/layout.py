@@ -20,13 +20,15 @@ fail with ENOSYS and files cannot be appended to or rewritten in place (Databric
 disk, then copy"). So a stage never renames anything in the lab folder: a :class:`Handover`
 replaces the folder's record by a pending one, lets the stage build its files on local disk,
 copies them in with plain sequential writes and writes the record last. Readers
-(:meth:`Lab.require`) check every file against the record, that the record is the expected
-stage's, and that the folders it was built from were not committed again since; so what a
-crashed, refused or outdated stage leaves behind is never used.
+(:meth:`Lab.require`) check every file against the record and that the folder holds no other,
+that the record is the expected stage's, and that the folders it was built from were not
+committed again since; so what a crashed, refused or outdated stage leaves behind is never used.
 
 The project deletes only what it wrote: a hand-over replaces a folder only when it is empty or
 holds an earlier commit of the same stage and nothing else, and a lab folder holds only the
-stages' folders (:meth:`Lab.check`). Anything else is refused before anything is touched.
+stages' folders (:meth:`Lab.check`). Anything else is refused before anything is touched, and
+so is a record whose fields are not of the types the project writes or that names a path
+outside its folder (:func:`records.read_record`).
 """
 
 from __future__ import annotations
@@ -41,22 +43,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import PenguinInputError
-from .records import MANIFEST, check_clearable, describe, shortlist, verify
+from .records import MANIFEST, STAGES, check_clearable, describe, shortlist, verify
 
-# The folder each stage commits, and the stage that commits it.
-STAGES = {
-    "raw": "01_ingest",
-    "prepared": "02_prepare",
-    "model": "03_model",
-    "trained": "04_train",
-    "evaluation": "05_evaluate",
-    "distributed": "06_distribute",
-    "metrics": "04_train",  # rewritten by 04, 05 and 06: tracking.save_record
-}
-
-
-# What a local run (``penguins run``) creates in the lab folder to take it for itself.
+# What a local run (``penguins run``) creates in the lab folder to take it for itself, and what
+# it creates for a moment to take over the lock of a run that is gone (penguins/lab_lock.py).
 LOCK = "_lock.json"
+TAKEOVER = "_lock.takeover.json"
 # The folder names a stage (or the scoring job, by default) commits in the lab folder.
 LAB_FOLDERS = (*STAGES, "scored")
 
@@ -113,7 +105,7 @@ class Lab:
 def lab_entry(path: Path) -> bool:
     """Whether ``path``, directly in a lab folder, is the project's: the run lock, a stage's
     folder, or a folder committed (or being committed) by a record."""
-    if path.name == LOCK and path.is_file():
+    if path.name in (LOCK, TAKEOVER) and path.is_file():
         return True
     if not path.is_dir():
         return False

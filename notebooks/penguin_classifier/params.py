@@ -71,15 +71,24 @@ def lab_dir(dbutils) -> Lab:
 
 def output_folder(dbutils, lab: Lab, source: str) -> str:
     """The scoring job's ``output`` (default ``<lab_dir>/scored``), refused when it is the lab
-    folder, a stage's folder or a folder above the lab, when it holds the input, or when it
-    holds anything but an earlier scoring commit."""
+    folder, a folder above it, a stage's folder or a folder inside one, or deeper in the lab
+    than its own folders (that would block the stage, or the lab), when it holds the input, or
+    when it holds anything but an earlier scoring commit."""
     value = text(dbutils, "output") or str(lab.folder("scored"))
     output = Path(value).resolve()
     root = lab.root.resolve()
     if output == root or root.is_relative_to(output):
         raise PenguinInputError(f"parameter output: {value} holds the lab folder {lab.root}")
-    if output.parent == root and output.name in STAGES:
-        raise PenguinInputError(f"parameter output: {value} is the folder of {STAGES[output.name]}")
+    if output.is_relative_to(root):
+        top = output.relative_to(root).parts[0]
+        where = "is the folder" if output.parent == root else "is inside the folder"
+        if top in STAGES:
+            raise PenguinInputError(f"parameter output: {value} {where} of {STAGES[top]}")
+        if output.parent != root:
+            raise PenguinInputError(
+                f"parameter output: {value} is inside {lab.folder(top)}: choose a folder "
+                f"directly in the lab folder (default {lab.folder('scored')}) or outside it"
+            )
     if "/" in source and Path(source).resolve().is_relative_to(output):
         raise PenguinInputError(f"parameter output: {value} holds the input {source}")
     check_clearable(Path(value), "07_score", ("07_score",))  # before any work, not after

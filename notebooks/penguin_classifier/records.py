@@ -1,6 +1,10 @@
 """What a stage's record says and what a reader checks: the files, their sizes and sha256, the
 stage that committed them and the records of the folders it was built from (:func:`verify`); and
 what a hand-over may replace (:func:`check_clearable`). :mod:`layout` uses them.
+
+A record is data from outside until checked: anyone who can write the folder can write it. Both
+check it first (:func:`read_record`): its fields of the types the project writes, every name in
+it a plain path inside its folder; then the folder holds exactly the files it lists, no links.
 """
 
 from __future__ import annotations
@@ -8,11 +12,24 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 import json
+import re
 from pathlib import Path
 
 from .errors import PenguinInputError
 
 MANIFEST = "_manifest.json"
+
+# The folder each stage commits, and the stage that commits it.
+STAGES = {
+    "raw": "01_ingest",
+    "prepared": "02_prepare",
+    "model": "03_model",
+    "trained": "04_train",
+    "evaluation": "05_evaluate",
+    "distributed": "06_distribute",
+    "metrics": "04_train",  # rewritten by 04, 05 and 06: tracking.save_record
+}
+SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 def shortlist(names: list[str], most: int = 3) -> str:
@@ -37,23 +54,94 @@ def describe(folder: Path) -> dict[str, dict]:
     }
 
 
+def inside(name) -> bool:
+    """Whether ``name`` is a relative path that stays in its folder: no part empty, ``.`` or
+    ``..`` (so not absolute either)."""
+    parts = name.split("/") if isinstance(name, str) and "\0" not in name else [""]
+    return all(part not in ("", ".", "..") for part in parts)
+
+
+def sha256_hex(value) -> bool:
+    return isinstance(value, str) and SHA256.fullmatch(value) is not None
+
+
+def record_problem(record) -> str | None:
+    """What makes ``record`` (a record's parsed JSON) not one this project writes; ``None`` if
+    nothing does."""
+    if not isinstance(record, dict):
+        return "not a JSON object"
+    if not isinstance(record.get("stage"), str) or not record["stage"]:
+        return "stage is not a name"
+    pending = record.get("pending", False)
+    if not isinstance(pending, bool):
+        return "pending is not true or false"
+    if not isinstance(record.get("parameters", {}), dict):
+        return "parameters is not an object"
+    files = record.get("files", {} if pending else None)
+    if not isinstance(files, dict):
+        return "files is not an object"
+    for name, entry in files.items():
+        if not inside(name):
+            return f"file {name!r} is not a path inside its folder"
+        size = entry.get("size") if isinstance(entry, dict) else None
+        digest = entry.get("sha256") if isinstance(entry, dict) else None
+        if type(size) is not int or size < 0 or not sha256_hex(digest):
+            return f"file {name!r} has no size and sha256"
+    writes = record.get("writes", [])
+    if not isinstance(writes, list):
+        return "writes is not a list"
+    for pattern in writes:  # matched against the names of the folder's own entries
+        if not (inside(pattern) and "/" not in pattern):
+            return f"writes {pattern!r}, not a name in its folder"
+    inputs = record.get("inputs", {})
+    if not isinstance(inputs, dict):
+        return "inputs is not an object"
+    for name, digest in inputs.items():
+        if name not in STAGES:
+            return f"input {name!r} is not a folder of the lab"
+        if not sha256_hex(digest):
+            return f"input {name!r} has no sha256"
+    return None
+
+
 def read_record(folder: Path) -> dict | None:
-    """The folder's record, ``None`` without one; a record that is not a JSON object raises."""
+    """The folder's record, ``None`` without one; one that is not JSON or not a record of this
+    project (:func:`record_problem`) raises, naming why."""
     path = folder / MANIFEST
     if not path.is_file():
         return None
     try:
         record = json.loads(path.read_text())
-    except ValueError:
-        record = None
-    if not isinstance(record, dict) or not isinstance(record.get("stage"), str):
-        raise PenguinInputError(f"{path} is unreadable")
+    except ValueError:  # UnicodeDecodeError too
+        raise PenguinInputError(f"{path} is unreadable") from None
+    problem = record_problem(record)
+    if problem:
+        raise PenguinInputError(f"{path} is not a record of this project ({problem})")
     return record
 
 
+def links(folder: Path) -> list[str]:
+    """The links below ``folder``. The project never links (volumes cannot): one was put there,
+    and what a listed path reaches through it may be another folder's."""
+    return [p.relative_to(folder).as_posix() for p in sorted(folder.rglob("*")) if p.is_symlink()]
+
+
+def unlisted(folder: Path, record: dict) -> list[str]:
+    """The files below ``folder`` that its record does not list (the record aside)."""
+    listed = record.get("files") or {}
+    return [
+        name
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+        and p.name != MANIFEST
+        and (name := p.relative_to(folder).as_posix()) not in listed
+    ]
+
+
 def verify(folder: Path, stage: str) -> str:
-    """The digest of the folder's record, once the record is ``stage``'s, every file it lists is
-    there, whole and unchanged, and every folder it was built from is still the one it read."""
+    """The digest of the folder's record, once the record is ``stage``'s, the folder holds every
+    file it lists, whole and unchanged, and nothing else, and every folder it was built from is
+    still the one it read."""
     again = f"run {stage} again"
     try:
         manifest = read_record(folder)
@@ -70,10 +158,10 @@ def verify(folder: Path, stage: str) -> str:
         raise PenguinInputError(
             f"{folder} holds a commit of {manifest['stage']}, not of {stage}: {again}"
         )
-    files = manifest.get("files")
-    if not isinstance(files, dict):
-        raise PenguinInputError(f"{folder / MANIFEST} is unreadable: {again}")
-    for name, expected in files.items():
+    linked = links(folder)
+    if linked:
+        raise PenguinInputError(f"{folder} holds links ({shortlist(linked)}): {again}")
+    for name, expected in manifest["files"].items():
         path = folder / name
         if not path.is_file():
             raise PenguinInputError(f"{path} is missing: {again}")
@@ -84,6 +172,11 @@ def verify(folder: Path, stage: str) -> str:
             )
         if sha256(path) != expected["sha256"]:
             raise PenguinInputError(f"{path} changed after it was committed: {again}")
+    extra = unlisted(folder, manifest)
+    if extra:  # a record with an entry taken out would leave that file unchecked
+        raise PenguinInputError(
+            f"{folder} holds files {manifest['stage']} did not commit ({shortlist(extra)}): {again}"
+        )
     for name, digest in manifest.get("inputs", {}).items():
         source = folder.parent / name / MANIFEST
         if not source.is_file() or sha256(source) != digest:
@@ -104,8 +197,8 @@ def writers(folder_name: str, stage: str) -> tuple[str, ...]:
 def check_clearable(folder: Path, stage: str, replaces: tuple[str, ...]) -> list[Path]:
     """What a hand-over of ``stage`` may remove from ``folder``: the files an earlier commit of
     ``replaces`` lists, or the entries an unfinished hand-over named in its pending record
-    (``writes``). Anything else in the folder is refused, before anything is touched: the
-    project deletes only what it wrote."""
+    (``writes``). Anything else in the folder, or a record this project did not write, is
+    refused before anything is touched: the project deletes only what it wrote."""
     if folder.exists() and not folder.is_dir():
         raise PenguinInputError(f"{folder} is a file, not a folder: {stage} writes a folder")
     if not folder.is_dir() or not any(folder.iterdir()):
@@ -113,10 +206,8 @@ def check_clearable(folder: Path, stage: str, replaces: tuple[str, ...]) -> list
     refuse = f"{stage} will not replace {folder}"
     try:
         record = read_record(folder)
-    except PenguinInputError:
-        raise PenguinInputError(
-            f"{refuse}: its {MANIFEST} is not a record of this project"
-        ) from None
+    except PenguinInputError as error:
+        raise PenguinInputError(f"{refuse}: {error}") from None
     if record is None:
         names = shortlist(sorted(p.name for p in folder.iterdir()))
         raise PenguinInputError(
@@ -125,28 +216,21 @@ def check_clearable(folder: Path, stage: str, replaces: tuple[str, ...]) -> list
         )
     if record["stage"] not in replaces:
         raise PenguinInputError(f"{refuse}: it holds a commit of {record['stage']}")
-    # The project never links (volumes cannot): a link was put there, and removing what it
-    # leads to, or what a listed path reaches through it, could delete another folder's files.
-    links = [p.relative_to(folder).as_posix() for p in sorted(folder.rglob("*")) if p.is_symlink()]
-    if links:
-        raise PenguinInputError(f"{refuse}: it holds links ({shortlist(links)}); move them away")
+    linked = links(folder)
+    if linked:
+        raise PenguinInputError(f"{refuse}: it holds links ({shortlist(linked)}); move them away")
     if record.get("pending"):  # top-level entries the unfinished hand-over said it writes
-        writes = record.get("writes") or []
+        writes = record.get("writes", [])
         entries = [p for p in sorted(folder.iterdir()) if p.name != MANIFEST]
         extra = [p.name for p in entries if not any(fnmatch.fnmatch(p.name, w) for w in writes)]
         done = f"its unfinished hand-over of {record['stage']} did not write"
         if extra:
             raise PenguinInputError(f"{refuse}: {done} {shortlist(extra)}; move them away first")
         return entries
-    listed = set(record.get("files") or {})
-    extra = [
-        p.relative_to(folder).as_posix()
-        for p in sorted(folder.rglob("*"))
-        if p.is_file() and p.name != MANIFEST and p.relative_to(folder).as_posix() not in listed
-    ]
+    extra = unlisted(folder, record)
     if extra:
         raise PenguinInputError(
             f"{refuse}: it holds files {record['stage']} did not commit "
             f"({shortlist(extra)}); move them away first"
         )
-    return [folder / name for name in sorted(listed)]
+    return [folder / name for name in sorted(record["files"])]

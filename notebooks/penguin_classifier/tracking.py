@@ -199,10 +199,38 @@ def log_evaluation(lab: Lab, folder: Path) -> dict[str, float]:
     return metrics
 
 
-def reopen(record: dict) -> None:
-    """Point MLflow where an earlier stage's ``mlflow.json`` says its run and model are."""
-    mlflow.set_tracking_uri(record["tracking_uri"])
-    mlflow.set_registry_uri(record["registry_uri"])
+def reopen(lab: Lab, folder: str) -> dict:
+    """Point MLflow where ``<folder>/mlflow.json`` (an earlier stage's) says its runs and model
+    are; return that record.
+
+    Its store must be the one this lab's runs go to now (:func:`locations`): a lab folder copied
+    or moved away from its ``mlruns/`` still names the original's, and logging or registering
+    there would change another lab's runs and models. Such a record is refused in one line;
+    Databricks' own URIs (``databricks``, ``databricks-uc``) are the workspace's, kept as they
+    are.
+    """
+    path = lab.folder(folder) / MLFLOW_JSON
+    again = f"run {STAGES[folder]} again"
+    try:
+        record = read_json(path)
+    except ValueError:
+        record = None
+    uris = (
+        [record.get(key) for key in ("tracking_uri", "registry_uri")]
+        if isinstance(record, dict)
+        else [None]
+    )
+    if not all(isinstance(uri, str) for uri in uris):
+        raise PenguinInputError(f"{path} is not an MLflow record of this project: {again}")
+    for uri, expected in zip(uris, locations(lab), strict=True):
+        if uri != expected and not uri.startswith("databricks"):
+            raise PenguinInputError(
+                f"{path} names the MLflow store {uri}; this lab's runs go to {expected} "
+                f"(was the lab folder copied or moved?): {again}"
+            )
+    mlflow.set_tracking_uri(uris[0])
+    mlflow.set_registry_uri(uris[1])
+    return record
 
 
 # The fields of ``metrics/mlflow.json``, in order; those no stage has filled yet are null.
