@@ -6,6 +6,7 @@ and the deployed job cannot drift apart.
 
 from __future__ import annotations
 
+import posixpath
 import re
 from graphlib import CycleError, TopologicalSorter
 from pathlib import Path
@@ -23,6 +24,8 @@ REFERENCE = re.compile(r"\$\{([A-Za-z_][\w.-]*)\}")
 MERGED_KEYS = ("bundle", "workspace", "artifacts", "resources", "sync", "permissions", "presets")
 # Lists of a job whose elements merge by key (bundle/config/mutator/merge_job_*.go).
 KEYED_LISTS = (("job_clusters", "job_cluster_key"), ("tasks", "task_key"), ("parameters", "name"))
+# Fields that hold a path of the bundle's files, relative to the file that sets them.
+PATH_KEYS = ("notebook_path", "whl")
 
 
 def bundle_file() -> Path:
@@ -30,13 +33,40 @@ def bundle_file() -> Path:
 
 
 def load_bundle(path: Path | None = None) -> dict:
-    """The bundle configuration with its ``include`` files merged (resources, variables)."""
+    """The bundle configuration with its ``include`` files merged (resources, variables, targets).
+
+    A path in an included file is relative to that file, as the CLI reads it; merged here, it
+    becomes relative to the bundle's root (``../notebooks/01_ingest.py`` in ``resources/`` is
+    ``notebooks/01_ingest.py``).
+    """
     path = path or bundle_file()
     config = plain(yaml.safe_load(path.read_text()) or {})
     for pattern in config.get("include", []):
         for included in sorted(path.parent.glob(pattern)):
-            config = merge(config, plain(yaml.safe_load(included.read_text()) or {}))
+            folder = included.parent.relative_to(path.parent).as_posix()
+            part = rebased(plain(yaml.safe_load(included.read_text()) or {}), folder)
+            config = merge(config, part)
     return config
+
+
+def rebased(node, folder: str):
+    """``node`` with its local paths (``PATH_KEYS``) made relative to the bundle root, from
+    ``folder`` (relative to the root) where they were written."""
+    if isinstance(node, dict):
+        return {
+            key: posixpath.normpath(posixpath.join(folder, value))
+            if key in PATH_KEYS and isinstance(value, str) and local_path(value)
+            else rebased(value, folder)
+            for key, value in node.items()
+        }
+    if isinstance(node, list):
+        return [rebased(value, folder) for value in node]
+    return node
+
+
+def local_path(value: str) -> bool:
+    """A path of the bundle's own files: relative, no URI scheme, no ``${...}``."""
+    return not value.startswith(("/", "${")) and "://" not in value
 
 
 def plain(node):
@@ -86,8 +116,10 @@ def target_config(config: dict, target: str) -> dict:
     for name, value in (spec.get("variables") or {}).items():
         if name not in declared:
             raise PenguinInputError(f"variable {name} is not defined but is assigned a value")
-        override = value if isinstance(value, dict) else {"default": value}
-        declared[name].update({k: override[k] for k in ("default", "lookup") if k in override})
+        if not isinstance(value, dict) or (is_complex(declared[name]) and "default" not in value):
+            value = {"default": value}  # the short form: the value itself
+        declared[name].update({k: value[k] for k in ("default", "lookup") if k in value})
+    merged = with_complex_variables(merged)
     if "run_as" in spec:
         merged["run_as"] = spec["run_as"]
     merged.setdefault("bundle", {})["target"] = target
@@ -100,6 +132,31 @@ def target_config(config: dict, target: str) -> dict:
     if merged["bundle"].get("mode") == "development":
         prefix_dev_names(merged.get("resources") or {})
     return merged
+
+
+def is_complex(variable) -> bool:
+    return isinstance(variable, dict) and variable.get("type") == "complex"
+
+
+def with_complex_variables(config: dict) -> dict:
+    """``config`` with each value that is exactly ``${var.<name>}`` of a complex variable (such
+    as ``new_cluster: ${var.single_node}``) replaced by a copy of its value, as the CLI does."""
+    values = {
+        f"${{var.{name}}}": spec.get("default")
+        for name, spec in (config.get("variables") or {}).items()
+        if is_complex(spec)
+    }
+
+    def substitute(node):
+        if isinstance(node, str) and node in values:
+            return plain(values[node])
+        if isinstance(node, dict):
+            return {key: substitute(value) for key, value in node.items()}
+        if isinstance(node, list):
+            return [substitute(value) for value in node]
+        return node
+
+    return {key: v if key == "variables" else substitute(v) for key, v in config.items()}
 
 
 def prefix_dev_names(resources: dict) -> None:
@@ -134,7 +191,11 @@ def variable_values(config: dict, overrides: dict[str, str]) -> dict[str, str]:
             f"--var {', '.join(unknown)}: not a variable of databricks.yml "
             f"(variables: {', '.join(declared)})"
         )
-    values = {name: str(spec["default"]) for name, spec in declared.items() if "default" in spec}
+    values = {
+        name: str(spec["default"])
+        for name, spec in declared.items()
+        if "default" in spec and not is_complex(spec)  # a complex one is a whole value
+    }
     return {**values, **overrides}
 
 

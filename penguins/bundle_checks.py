@@ -1,7 +1,8 @@
 """Checks of ``databricks.yml`` beyond its JSON schema: what ``databricks bundle validate``
 adds, and what this project's jobs need (the training job's six chained stages, widgets that
-match, a lab folder that is a bundle volume, one volume, experiment and model per target and
-user). Every target is checked as the CLI sees it, its overrides merged in.
+match and whose defaults the jobs leave alone, a lab folder that is a bundle volume, one volume,
+experiment and model per target and user, the library's wheel on every job cluster). Every
+target is checked as the CLI sees it, its overrides merged in.
 
 Each check returns a list of problems, one line each; an empty list means it passed.
 """
@@ -9,6 +10,7 @@ Each check returns a list of problems, one line each; an empty list means it pas
 from __future__ import annotations
 
 import json
+import posixpath
 from pathlib import Path
 
 from penguin_classifier.errors import PenguinInputError
@@ -205,6 +207,65 @@ def job_problems(job: str, spec: dict, root: Path, resolve) -> list[str]:
     return problems
 
 
+def fixed_parameters(config: dict, root: Path) -> list[str]:
+    """A lab parameter has one value, its widget's default in the notebook: a job's
+    ``base_parameters`` may pass a bundle variable (``${var.x}``), never a value of its own, or an
+    edit of the default would do nothing under the job. (A target may set values: what the
+    scale target changes.)"""
+    problems = []
+    for job, spec in ((config.get("resources") or {}).get("jobs") or {}).items():
+        for task in spec.get("tasks") or []:
+            notebook = task.get("notebook_task") or {}
+            path = root / str(notebook.get("notebook_path", ""))
+            widgets = notebook_widgets(path) if path.is_file() else {}
+            problems += [
+                f"resources.jobs.{job}.tasks.{task.get('task_key')}: base_parameters {name}: "
+                f"{value!r} overrides the default of {path.name} "
+                f"({widgets[name]!r}); leave it to the notebook, or pass a bundle variable"
+                for name, value in (notebook.get("base_parameters") or {}).items()
+                if name in widgets and not REFERENCE.search(str(value))
+            ]
+    return problems
+
+
+def wheel_problems(config: dict, root: Path) -> list[str]:
+    """The library the notebooks import is a ``whl`` artifact built from the project
+    (pyproject.toml), and every task on a job cluster installs it: its executors and the
+    distributed ranks on its workers import it from there."""
+    artifacts = {
+        name: spec
+        for name, spec in (config.get("artifacts") or {}).items()
+        if isinstance(spec, dict) and spec.get("type") == "whl"
+    }
+    if not artifacts:
+        return ["artifacts: no whl artifact builds the library the notebooks import"]
+    problems = [
+        f"artifacts.{name}: {spec.get('path', '.')} has no pyproject.toml to build a wheel from"
+        for name, spec in artifacts.items()
+        if not (root / str(spec.get("path", ".")) / "pyproject.toml").is_file()
+    ]
+    wheels = {
+        posixpath.normpath(posixpath.join(str(spec.get("path", ".")), "dist", "*.whl"))
+        for spec in artifacts.values()
+    }
+    for job, spec in ((config.get("resources") or {}).get("jobs") or {}).items():
+        for task in spec.get("tasks") or []:
+            if "job_cluster_key" not in task and "new_cluster" not in task:
+                continue
+            installed = {
+                posixpath.normpath(str(library["whl"]))
+                for library in task.get("libraries") or []
+                if isinstance(library, dict) and "whl" in library
+            }
+            if not installed & wheels:
+                problems.append(
+                    f"{job}.tasks.{task.get('task_key')}: runs on a job cluster without the "
+                    f"library's wheel (libraries: whl {' or '.join(sorted(wheels))} from the "
+                    "bundle root)"
+                )
+    return problems
+
+
 def volume_paths(config: dict, resolve) -> dict[str, str]:
     """``{key: /Volumes/catalog/schema/name}`` of every volume of the bundle."""
     return {
@@ -279,7 +340,7 @@ def deployment_problems(config: dict, resolvers: list) -> list[str]:
 
 def check_bundle(config: dict, root: Path) -> list[str]:
     """Every problem, once, with the targets it shows in: ``[dev, prod] resources...: ...``."""
-    problems = undeclared_variables(config)
+    problems = undeclared_variables(config) + fixed_parameters(config, root)
     targets = list(config.get("targets") or {})
     if not targets:
         problems.append("targets: none defined")
@@ -296,6 +357,7 @@ def check_bundle(config: dict, root: Path) -> list[str]:
         for problem in (
             cluster_problems(merged, resolvers[0])
             + task_problems(merged, root, resolvers[0])
+            + wheel_problems(merged, root)
             + deployment_problems(merged, resolvers)
         ):
             found.setdefault(problem, []).append(target)

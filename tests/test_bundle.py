@@ -4,9 +4,16 @@ and the local run following the bundle."""
 from __future__ import annotations
 
 import copy
+import os
 import shutil
+import subprocess
+import sys
+import sysconfig
+import venv
+import zipfile
 
 import pytest
+import yaml
 from penguin_classifier.errors import PenguinInputError
 from penguin_classifier.runtime import project_root, shipped_data
 
@@ -66,7 +73,7 @@ def lab_cluster(c):
 
 
 def single_node(c):
-    return job(c)["job_clusters"][0]["new_cluster"]
+    return c["variables"]["single_node"]["default"]
 
 
 def scale_job(c):
@@ -102,8 +109,37 @@ def test_bundle_matches_the_official_schema(config, schema):
             "targets.prod.permissions.2: Additional properties are not allowed ('user' was "
             "unexpected)",
         ),
+        (
+            lambda c: c["artifacts"]["penguin_classifier"].update(build_command="make wheel"),
+            "artifacts.penguin_classifier: Additional properties are not allowed "
+            "('build_command' was unexpected)",
+        ),
+        (
+            lambda c: task(c, "train").update(libraries=[{"wheel": "../dist/*.whl"}]),
+            "resources.jobs.penguin_training.tasks.3.libraries.0: Additional properties are not "
+            "allowed ('wheel' was unexpected)",
+        ),
+        (
+            lambda c: task(c, "train").update(libraries={"whl": "../dist/*.whl"}),
+            "resources.jobs.penguin_training.tasks.3.libraries: {'whl': '../dist/*.whl'} is not "
+            "of type 'array'",
+        ),
+        (
+            lambda c: scoring(c)["job_clusters"][0].update(new_cluster="${single_node}"),
+            "resources.jobs.penguin_scoring.job_clusters.0.new_cluster: '${single_node}' is not "
+            "of type 'object'",
+        ),
     ],
-    ids=["misspelt key", "wrong type", "key at the wrong level", "target permissions"],
+    ids=[
+        "misspelt key",
+        "wrong type",
+        "key at the wrong level",
+        "target permissions",
+        "artifact key",
+        "library type",
+        "libraries not a list",
+        "cluster not a variable",
+    ],
 )
 def test_schema_rejects_a_broken_copy(config, schema, break_it, message):
     broken = copy.deepcopy(config)
@@ -114,13 +150,21 @@ def test_schema_rejects_a_broken_copy(config, schema, break_it, message):
 # --- every target, merged as the CLI merges it ---------------------------------------------------
 
 
-def test_the_single_node_spec_is_written_once_and_shared_by_alias(config):
-    # `new_cluster: &single_node` in the job, `<<: *single_node` in dev's interactive cluster.
-    assert (ROOT / "databricks.yml").read_text().count("spark.databricks.cluster.profile") == 1
+def test_the_single_node_spec_is_written_once_and_shared(config):
+    # A complex variable `single_node: default: &single_node`, which both job files use as
+    # `new_cluster: ${var.single_node}`; `<<: *single_node` in dev's interactive cluster.
+    files = [ROOT / "databricks.yml", *sorted((ROOT / "resources").glob("*.yml"))]
+    assert sum(f.read_text().count("spark.databricks.cluster.profile") for f in files) == 1
+    assert config["variables"]["single_node"]["type"] == "complex"
     shared = {k: v for k, v in lab_cluster(config).items() if k in single_node(config)}
     assert shared == single_node(config)
     # Loaded as separate values, so changing one (in a broken copy) leaves the other alone.
     assert lab_cluster(config)["spark_conf"] is not single_node(config)["spark_conf"]
+    # Each target's jobs get the variable's value, as the CLI substitutes a complex variable.
+    for name in ("dev", "scale", "prod"):
+        merged = target_config(config, name)
+        for spec in merged["resources"]["jobs"].values():
+            assert spec["job_clusters"][0]["new_cluster"] == single_node(config)
 
 
 def test_targets_merge_as_the_cli_merges_them(config):
@@ -136,10 +180,10 @@ def test_targets_merge_as_the_cli_merges_them(config):
     assert task(scale, "distribute")["job_cluster_key"] == "workers"
     assert task(scale, "distribute")["notebook_task"]["base_parameters"] == {
         "backend": "${var.distribute_backend}",
-        "num_processes": "${var.num_workers}",
-        "epochs": "100",
         "local_mode": "false",
+        "num_processes": "${var.num_workers}",
     }
+    assert task(scale, "distribute")["libraries"] == [{"whl": "dist/*.whl"}]  # kept
     assert task(scale, "distribute")["depends_on"] == [{"task_key": "evaluate"}]
     # prod: its own root, run_as and permissions; its variable default replaces the base one.
     assert prod["bundle"]["mode"] == "production"
@@ -274,7 +318,7 @@ BROKEN = [
         "penguin_training.tasks.serve: must depend on ['evaluate'] only, not ['distribute']",
     ),
     (
-        lambda c: task(c, "train")["notebook_task"]["base_parameters"].update(epoch="5"),
+        lambda c: task(c, "train")["notebook_task"].update(base_parameters={"epoch": "5"}),
         "penguin_training.tasks.train: base_parameters 'epoch' is not a widget of 04_train.py",
     ),
     (
@@ -283,7 +327,7 @@ BROKEN = [
         "default; set it in base_parameters or the job's parameters",
     ),
     (
-        lambda c: task(c, "model")["notebook_task"]["base_parameters"].update(lab_dir="lab"),
+        lambda c: task(c, "model")["notebook_task"].update(base_parameters={"lab_dir": "lab"}),
         "penguin_training.tasks.model: base_parameters 'lab_dir' is also a job parameter, which "
         "wins",
     ),
@@ -360,6 +404,27 @@ BROKEN = [
         lambda c: scoring(c)["tasks"][0]["notebook_task"].update(base_parameters={"model": "m"}),
         "penguin_scoring.tasks.score: base_parameters 'model' is also a job parameter, which wins",
     ),
+    # A lab parameter's one value is its widget's default: the job passes none of its own.
+    (
+        lambda c: task(c, "model")["notebook_task"].update(base_parameters={"hidden": "10"}),
+        "resources.jobs.penguin_training.tasks.model: base_parameters hidden: '10' overrides the "
+        "default of 03_model.py",
+    ),
+    # The library's wheel: built by an artifact, installed by every task on a job cluster.
+    (
+        lambda c: task(c, "train").pop("libraries"),
+        ALL + "penguin_training.tasks.train: runs on a job cluster without the library's wheel "
+        "(libraries: whl dist/*.whl from the bundle root)",
+    ),
+    (
+        lambda c: scoring(c)["tasks"][0].update(libraries=[{"whl": "../dist/*.whl"}]),
+        "penguin_scoring.tasks.score: runs on a job cluster without the library's wheel",
+    ),
+    (lambda c: c.pop("artifacts"), "artifacts: no whl artifact builds the library"),
+    (
+        lambda c: c["artifacts"]["penguin_classifier"].update(path="notebooks"),
+        ALL + "artifacts.penguin_classifier: notebooks has no pyproject.toml to build a wheel from",
+    ),
     # Without scale's own name, dev and scale (both development mode) would both deploy
     # dev_ada_penguin_classifier: the second deployment fails.
     (
@@ -385,6 +450,7 @@ def test_consistency_check_rejects_a_broken_copy(config, break_it, message):
 
 def test_a_notebook_without_the_databricks_header_is_rejected(config, tmp_path):
     shutil.copytree(ROOT / "notebooks", tmp_path / "notebooks")
+    shutil.copy(ROOT / "pyproject.toml", tmp_path)
     path = tmp_path / "notebooks" / "03_model.py"
     path.write_text(path.read_text().replace("# Databricks notebook source\n", "", 1))
     # Once, with every target it shows in.
@@ -402,6 +468,8 @@ def test_validate_command(tmp_path, capsys):
         (ROOT / "databricks.yml").read_text().replace("num_workers: 0", "num_workers: 1", 1)
     )
     shutil.copytree(ROOT / "notebooks", tmp_path / "notebooks")
+    shutil.copytree(ROOT / "resources", tmp_path / "resources")
+    (tmp_path / "pyproject.toml").write_text("")  # what the wheel is built from
     assert main(["validate", "--bundle", str(broken)]) == 1
     out = capsys.readouterr().out
     assert (
@@ -409,6 +477,137 @@ def test_validate_command(tmp_path, capsys):
         "spark.master: local[*]" in out
     )
     assert "[dev, scale, prod] resources.jobs.penguin_training.job_clusters[0]" in out
+
+
+# --- the bundle's files, and the library's wheel -------------------------------------------------
+
+
+def test_one_file_a_job_and_paths_read_from_the_file_that_writes_them(config):
+    # bundle-examples' layout: databricks.yml includes resources/*.yml, one file a job.
+    assert config["include"] == ["resources/*.yml"]
+    assert "resources" not in yaml.safe_load((ROOT / "databricks.yml").read_text())
+    for name in ("penguin_training", "penguin_scoring"):
+        (found,) = [
+            path.name
+            for path in (ROOT / "resources").glob("*.yml")
+            if name in (yaml.safe_load(path.read_text())["resources"].get("jobs") or {})
+        ]
+        assert found == f"{name}.job.yml"
+    # Paths in resources/ are relative to that folder, as the CLI reads them; merged, to the root.
+    text = (ROOT / "resources" / "penguin_training.job.yml").read_text()
+    assert "notebook_path: ../notebooks/01_ingest.py" in text
+    assert task(config, "ingest")["notebook_task"]["notebook_path"] == "notebooks/01_ingest.py"
+    assert task(config, "ingest")["libraries"] == [{"whl": "dist/*.whl"}]
+    # A path written in databricks.yml itself (scale's override) stays as written.
+    scale_distribute = scale_job(config)["tasks"][0]["notebook_task"]
+    assert scale_distribute["notebook_path"] == "./notebooks/06_distribute.py"
+
+
+def test_comments_link_the_docs_not_the_clis_source_files():
+    files = [ROOT / "databricks.yml", *sorted((ROOT / "resources").glob("*.yml"))]
+    assert len(files) == 4  # databricks.yml, lab.yml and the two jobs
+    for path in files:
+        text = path.read_text()
+        assert ".go" not in text and "bundle/config/" not in text, path.name
+    assert "https://docs.databricks.com/en/dev-tools/bundles/" in files[0].read_text()
+
+
+def test_the_lab_parameters_are_the_notebooks_defaults(config):
+    # The jobs pass bundle variables and job parameters only: no value of a lab parameter
+    # (oversample, hidden, epochs, ...), so a default edited in a notebook is what the job runs
+    # (tests/test_notebooks.py edits two in a copy and runs it).
+    passed = {
+        (t["task_key"], name): value
+        for spec in config["resources"]["jobs"].values()
+        for t in spec["tasks"]
+        for name, value in (t["notebook_task"].get("base_parameters") or {}).items()
+    }
+    assert passed == {
+        ("ingest", "source"): "${var.source_url}",
+        ("distribute", "backend"): "${var.distribute_backend}",
+        ("serve", "scale_to_zero"): "${var.scale_to_zero}",
+    }
+    # A target may change one for what it is: scale runs the ranks on its workers.
+    assert scale_job(config)["tasks"][0]["notebook_task"]["base_parameters"] == {
+        "local_mode": "false",
+        "num_processes": "${var.num_workers}",
+    }
+
+
+def test_every_task_on_a_job_cluster_installs_the_wheel_the_bundle_builds(config):
+    # bundle-examples' default_python: the bundle builds the package as a wheel into ./dist, and
+    # each task on a job cluster attaches it; the cluster installs it on the driver and on every
+    # worker, where the distributed ranks import penguin_classifier.
+    assert config["artifacts"] == {
+        "penguin_classifier": {
+            "type": "whl",
+            "path": ".",
+            "build": "python3 -m pip wheel --no-deps --wheel-dir dist .",
+        }
+    }
+    for name in ("dev", "scale", "prod"):
+        for job_key, spec in target_config(config, name)["resources"]["jobs"].items():
+            clusters = {c["job_cluster_key"] for c in spec["job_clusters"]}
+            for each in spec["tasks"]:
+                assert each["job_cluster_key"] in clusters, (name, job_key, each["task_key"])
+                assert each["libraries"] == [{"whl": "dist/*.whl"}], (name, each["task_key"])
+
+
+def wheel_of(project, folder):
+    """The wheel the artifact's build command makes (pip wheel, no dependencies), in ``folder``;
+    built without isolation, from this environment's setuptools."""
+    command = [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation"]
+    subprocess.run([*command, "--wheel-dir", str(folder), str(project)], check=True, timeout=300)
+    (wheel,) = folder.glob("*.whl")
+    return wheel
+
+
+def test_the_wheel_holds_the_library_and_installs_without_the_repo(local_disk):
+    # On plain local disk (a build writes in place); from a copy of what the build reads, so the
+    # working tree gets no build/ folder.
+    tmp_path = local_disk
+    project = tmp_path / "project"
+    ignore = shutil.ignore_patterns("__pycache__")
+    for package in ("notebooks/penguin_classifier", "penguins"):
+        shutil.copytree(ROOT / package, project / package, ignore=ignore)
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, project)
+    wheel = wheel_of(project, tmp_path / "dist")
+    assert wheel.name == "penguin_classifier-0.1.0-py3-none-any.whl"
+    names = zipfile.ZipFile(wheel).namelist()
+    modules = sorted(p.name for p in (ROOT / "notebooks" / "penguin_classifier").glob("*.py"))
+    assert len(modules) > 10
+    assert sorted(n.split("/")[1] for n in names if n.startswith("penguin_classifier/")) == modules
+    # It requires nothing unconditionally: the runtime's pyspark, torch and mlflow stay.
+    metadata = zipfile.ZipFile(wheel).read("penguin_classifier-0.1.0.dist-info/METADATA").decode()
+    requires = [line for line in metadata.splitlines() if line.startswith("Requires-Dist:")]
+    assert requires and all("; extra ==" in line for line in requires)
+
+    # A fresh environment, as a worker node's: the wheel installed, no PYTHONPATH into the repo,
+    # another working folder. The runtime's libraries come from this test's environment: its
+    # site-packages on PYTHONPATH, whose .pth files (the editable install) Python does not read.
+    venv.create(tmp_path / "node", with_pip=False)
+    python = tmp_path / "node" / "bin" / "python"
+    # Dependencies resolved, as a cluster installs a library, from no index: it needs none.
+    install = ["--python", str(python), "install", "-q", "--no-index", str(wheel)]
+    subprocess.run([sys.executable, "-m", "pip", *install], check=True, timeout=120)
+    runtime = sysconfig.get_paths()["purelib"]
+    imports = (
+        "import importlib, pkgutil, penguin_classifier as p\n"
+        "for m in pkgutil.iter_modules(p.__path__):\n"
+        "    importlib.import_module(f'penguin_classifier.{m.name}')\n"
+        "print(p.__file__)"
+    )
+    result = subprocess.run(
+        [str(python), "-c", imports],
+        cwd=tmp_path,
+        env={"PATH": os.environ["PATH"], "PYTHONPATH": runtime, "HOME": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().startswith(str(tmp_path / "node" / "lib"))
 
 
 # --- the local run follows the bundle ------------------------------------------------------------
@@ -440,12 +639,8 @@ def test_local_run_uses_the_bundles_tasks_order_and_parameters(config):
             expected["source"] = str(shipped_data())
         assert lo.params == expected
         assert not any("{{" in value for value in lo.params.values())
-    assert local[3].params == {
-        **workspace_only,
-        "epochs": "100",
-        "lr": "0.001",
-        "batch_size": "20",
-    }
+    # The lab's own parameters come from the notebooks' widget defaults, not the bundle.
+    assert local[3].params == workspace_only
 
 
 def test_local_run_of_the_scoring_job():
@@ -464,8 +659,9 @@ def test_a_job_the_bundle_lacks_or_a_dynamic_value_locally_is_one_line():
     with pytest.raises(PenguinInputError) as err:
         local_tasks(job="penguin_serving")
     assert str(err.value) == (
-        "job 'penguin_serving': not a job of databricks.yml (jobs: penguin_training, "
-        "penguin_scoring)"
+        # In the order of resources/*.yml, one file a job.
+        "job 'penguin_serving': not a job of databricks.yml (jobs: penguin_scoring, "
+        "penguin_training)"
     )
     with pytest.raises(
         PenguinInputError,
@@ -499,7 +695,7 @@ def test_variables_and_job_parameters_resolve_with_overrides(config):
 
 def test_job_parameters_win_over_base_parameters(config):
     broken = copy.deepcopy(config)
-    task(broken, "train")["notebook_task"]["base_parameters"]["lab_dir"] = "elsewhere"
+    task(broken, "train")["notebook_task"]["base_parameters"] = {"lab_dir": "elsewhere"}
     train = job_tasks(broken, {}, {"lab_dir": "lab"}, "dev", known=ADA)[3]
     assert train.params["lab_dir"] == "lab"
 
@@ -514,7 +710,7 @@ def test_a_reference_the_local_run_uses_without_a_value_is_one_line(config):
         "${workspace.current_user.short_name} has no value outside a workspace"
     )
     broken = copy.deepcopy(config)
-    task(broken, "train")["notebook_task"]["base_parameters"]["lr"] = "${var.lr}"
+    task(broken, "train")["notebook_task"]["base_parameters"] = {"lr": "${var.lr}"}
     with pytest.raises(PenguinInputError) as err:
         job_tasks(broken, {}, {}, "dev", known=ADA)
     assert str(err.value) == (
@@ -586,9 +782,13 @@ def test_dependency_floors_admit_the_runtime_and_have_what_the_code_imports(conf
         (found,) = [r for r in map(Requirement, listed) if r.name == name]
         return found.specifier
 
+    # The wheel the bundle installs on the runtime requires nothing (test_the_wheel_...); a local
+    # install takes the runtime's libraries from the extra `local`, which `dev` includes.
+    assert project["dependencies"] == []
+    assert "penguin-classifier[local]" in project["optional-dependencies"]["dev"]
     # The bundle's runtime, 15.4 LTS ML, ships numpy 1.23.5 (and the suite passes with it).
     assert config["variables"]["spark_version"]["default"].startswith("15.4.x-cpu-ml")
-    assert requirement("numpy", project["dependencies"]).contains("1.23.5")
+    assert requirement("numpy", project["optional-dependencies"]["local"]).contains("1.23.5")
     # tests/test_submit.py imports databricks.sdk.mixins.jobs (JobsExt), first in 0.38.0: the
     # 0.37.0 wheel has no databricks/sdk/mixins/jobs.py.
     for extra in ("submit", "dev"):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -10,6 +12,8 @@ from penguin_classifier.errors import PenguinInputError
 from penguin_classifier.layout import STAGES
 from penguin_classifier.runtime import LocalDbutils, project_root
 
+from penguins import bundle
+from penguins.cli import main
 from penguins.jobs import local_tasks
 from penguins.runner import notebook_widgets
 
@@ -92,3 +96,34 @@ def test_on_databricks_the_lab_folder_must_be_a_volume(monkeypatch, value):
     assert "\n" not in str(raised.value)
     volume = "/Volumes/catalog/schema/lab"
     assert params.lab_dir(LocalDbutils({"lab_dir": volume})).root == Path(volume)
+
+
+def test_a_widget_default_edited_in_a_copy_takes_effect_through_penguins_run(
+    spark, tmp_path, monkeypatch, capsys
+):
+    # A learner's clone with two defaults changed in the notebooks, run as `penguins run` runs
+    # the bundle's job there: the widget's default is the one value, the bundle does not fix it.
+    clone = tmp_path / "clone"
+    shutil.copytree(ROOT / "notebooks", clone / "notebooks", ignore=shutil.ignore_patterns("__*"))
+    shutil.copytree(ROOT / "resources", clone / "resources")
+    shutil.copy(ROOT / "databricks.yml", clone)
+    for notebook, old, new in (
+        ("02_prepare.py", '"oversample", "4"', '"oversample", "2"'),
+        ("03_model.py", '"hidden", "10"', '"hidden", "16"'),
+    ):
+        path = clone / "notebooks" / notebook
+        assert path.read_text().count(old) == 1
+        path.write_text(path.read_text().replace(old, new))
+    monkeypatch.setattr(bundle, "project_root", lambda: clone)
+    lab = tmp_path / "lab"
+    assert main(["run", "--only", "ingest,prepare,model", "--lab-dir", str(lab)]) == 0
+    out = capsys.readouterr().out
+    # 240 training rows, 2 copies each (4 before the edit: 960).
+    assert "240 training rows, 480 once oversampled" in out
+    assert json.loads((lab / "prepared" / "features.json").read_text())["oversample"] == 2
+    # 5·16+16 + 16·16+16 + 16·3+3 = 419 (203 at the shipped hidden size 10).
+    assert "\n419 parameters\n" in out
+    assert json.loads((lab / "model" / "config.json").read_text())["hidden"] == 16
+    # --param still wins over the default: 5·12+12 + 12·12+12 + 12·3+3 = 267.
+    assert main(["run", "--only", "model", "--lab-dir", str(lab), "--param", "hidden=12"]) == 0
+    assert "\n267 parameters\n" in capsys.readouterr().out
