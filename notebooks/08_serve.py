@@ -30,16 +30,12 @@ dbutils.widgets.dropdown("scale_to_zero", "true", ["true", "false"], "Scale to z
 # COMMAND ----------
 
 # DBTITLE 1,Read parameters
-import re
-
 from penguin_classifier import params
-from penguin_classifier.errors import PenguinInputError
 from penguin_classifier.runtime import on_databricks
+from penguin_classifier.serving import endpoint_name
 
 lab = params.lab_dir(dbutils)
-endpoint = params.text(dbutils, "endpoint_name")
-if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]{0,62}", endpoint):
-    raise PenguinInputError(f"parameter endpoint_name: {endpoint!r} is not an endpoint name")
+endpoint = endpoint_name(params.text(dbutils, "endpoint_name"), "parameter endpoint_name")
 scale_to_zero = params.choice(dbutils, "scale_to_zero", ["true", "false"]) == "true"
 
 # COMMAND ----------

@@ -6,6 +6,8 @@ from __future__ import annotations
 import errno
 import http.client
 import json
+import logging
+import re
 import socket
 import statistics
 import threading
@@ -56,27 +58,59 @@ def serve(args) -> int:
 
 
 def ask_endpoint(name: str, profile: str | None, penguin) -> tuple[str, dict[str, float]]:
-    """``predict``'s answer from the Databricks serving endpoint ``name``; one-line errors."""
+    """``predict``'s answer from the Databricks serving endpoint ``name``; every failure is one
+    line (exit 2): a bad name, not signed in, unreachable, rate-limited, or an answer that is not
+    the API's JSON or not a prediction."""
     try:
+        import requests
         from databricks.sdk import errors
     except ImportError:
         raise PenguinInputError("needs databricks-sdk: pip install databricks-sdk") from None
     from penguin_classifier.serving import ask_endpoint as ask
+    from penguin_classifier.serving import endpoint_name
 
+    endpoint_name(name, "--endpoint")
+    # The SDK logs warnings (an unreachable host, a page that is not JSON, ...) that would break
+    # the one-line errors; its parser's logging.debug(...) can give the root logger a handler.
+    sdk_log = logging.getLogger("databricks.sdk")
+    sdk_log.addHandler(logging.NullHandler())
+    sdk_log.propagate = False
     try:
         w = connect(profile)
-    except ValueError as e:
+    except ValueError as e:  # no host, no credentials, an unknown profile
         raise PenguinInputError(f"not signed in: {one_line(e)}") from None
+    host = w.config.host
     try:
         answer = ask(w, name, [penguin.frame().iloc[0].to_dict()])[0]
-        species = answer.pop("species")
-        return species, {k.removeprefix("probability_"): float(v) for k, v in answer.items()}
     except errors.Unauthenticated as e:
-        raise PenguinInputError(f"not signed in to {w.config.host}: {one_line(e)}") from None
+        raise PenguinInputError(f"not signed in to {host}: {one_line(e)}") from None
     except errors.PermissionDenied as e:
         raise PenguinInputError(f"not allowed to query {name}: {one_line(e)}") from None
+    except requests.JSONDecodeError:  # a 200 whose body is not JSON
+        raise PenguinInputError(f"{host} answered HTTP 200 with a body that is not JSON") from None
+    except (errors.TooManyRequests, TimeoutError, requests.RequestException) as e:
+        # The SDK retries 429s and lost connections for retry_timeout_seconds (connect: 30), then
+        # raises a TimeoutError from the last error.
+        cause = e.__cause__ if isinstance(e, TimeoutError) and e.__cause__ else e
+        if isinstance(cause, errors.TooManyRequests):
+            why = f"{host} is limiting requests (429 Too Many Requests): {one_line(cause)}"
+            raise PenguinInputError(f"{why}; try again in a minute") from None
+        gave_up = f"gave up after {w.config.retry_timeout_seconds} s"
+        raise PenguinInputError(f"cannot reach {host} ({gave_up}): {one_line(cause)}") from None
     except errors.DatabricksError as e:
+        # The SDK's words for an error whose body is not JSON (a proxy's page, HTML): its message
+        # holds the whole body; the status line is enough.
+        if str(e).startswith("unable to parse response"):
+            status = re.search(r"^< (\d{3}.*)$", str(e), re.MULTILINE)
+            code = f"HTTP {status[1]}" if status else "an error"
+            raise PenguinInputError(f"{host} answered {code}, a body that is not JSON") from None
         raise PenguinInputError(f"endpoint {name} answered: {one_line(e)}") from None
+    probabilities = {
+        k.removeprefix("probability_"): float(v)
+        for k, v in answer.items()
+        if k.startswith("probability_")
+    }
+    return answer["species"], probabilities
 
 
 def load_run(url: str, body: bytes, clients: int, seconds: float, max_requests: int) -> dict:

@@ -45,14 +45,29 @@ EXAMPLE = pd.concat(
 )
 
 
+# Model Serving builds an endpoint by pip-installing the model's requirements.txt. PyPI's Linux
+# torch pulls in over 2 GB of CUDA libraries that a CPU endpoint never uses, which can keep the
+# build past deploy's 30-minute wait; PyTorch's CPU index has each version without them
+# (2.3.1+cpu). Databricks documents a workspace-wide package repository for Model Serving (an
+# admin setting: https://docs.databricks.com/aws/en/machine-learning/model-serving/
+# private-libraries-model-serving), not an index line in a model's requirements; this line is
+# pip's own requirements-file syntax, which MLflow writes to requirements.txt and conda.yaml as
+# given. So torch stays pinned to its version, not to the CPU build: ``torch==2.3.1`` matches
+# 2.3.1+cpu, which pip prefers (a higher version), and where the index cannot be reached pip
+# skips it ("Could not fetch URL ... - skipping") and installs PyPI's build of that version: the
+# same model, a slower build.
+CPU_TORCH_INDEX = "--extra-index-url https://download.pytorch.org/whl/cpu"
+
+
 def requirements() -> list[str]:
-    """What the model imports, at this environment's versions.
+    """What the model imports, at this environment's versions, and where a CPU torch is.
 
     Given, not inferred: MLflow infers them by loading the model in a subprocess (~10 s here).
     """
     versions = {"mlflow": mlflow.__version__, "torch": torch.__version__}
     versions |= {"pandas": pd.__version__, "numpy": np.__version__}
-    return [f"{name}=={Version(v).base_version}" for name, v in versions.items()]
+    pins = [f"{name}=={Version(v).base_version}" for name, v in versions.items()]
+    return [CPU_TORCH_INDEX, *pins]
 
 
 def log_model(lab: Lab, weights: str | Path | None = None, name: str = "model"):

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import re
 import socket
 import threading
 import time
@@ -37,6 +38,17 @@ EXAMPLE = {
 }
 
 
+def endpoint_name(name: str, where: str) -> str:
+    """``name`` if it is a serving endpoint's name (letters, digits, ``-`` and ``_``, at most 63);
+    else one line naming ``where`` it came from. The name goes into API paths
+    (``/serving-endpoints/<name>``): ``../`` would reach other APIs with the caller's token."""
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]{0,62}", name):
+        raise PenguinInputError(
+            f"{where}: {name!r} is not an endpoint name (letters, digits, - and _, at most 63)"
+        )
+    return name
+
+
 def served_entity(model_name: str, version: str, scale_to_zero: bool):
     from databricks.sdk.service.serving import ServedEntityInput
 
@@ -50,28 +62,63 @@ def served_entity(model_name: str, version: str, scale_to_zero: bool):
 
 def deploy(w, endpoint: str, model_name: str, version: str, scale_to_zero: bool, minutes=30):
     """Serve ``model_name`` version ``version`` at ``endpoint`` (created if missing); wait until
-    it is ready. ``w``: a ``databricks.sdk.WorkspaceClient``. Returns what it did, in words."""
-    from databricks.sdk.errors import NotFound
-    from databricks.sdk.service.serving import EndpointCoreConfigInput
+    it is ready. ``w``: a ``databricks.sdk.WorkspaceClient``. Returns what it did, in words; one
+    line if the endpoint is busy building another version, failed to build, or is still building
+    after ``minutes``."""
+    from databricks.sdk.errors import NotFound, OperationFailed
+    from databricks.sdk.service.serving import EndpointCoreConfigInput, EndpointStateConfigUpdate
 
     entity = served_entity(model_name, version, scale_to_zero)
+    wanted = [(model_name, str(version))]
     timeout = timedelta(minutes=minutes)
+    check = f"`databricks serving-endpoints get {endpoint}` shows its state"
     try:
-        current = w.serving_endpoints.get(endpoint)
-    except NotFound:
-        config = EndpointCoreConfigInput(name=endpoint, served_entities=[entity])
-        w.serving_endpoints.create_and_wait(endpoint, config=config, timeout=timeout)
-        return f"created endpoint {endpoint} serving {model_name} version {version}"
-    served = [(e.entity_name, str(e.entity_version)) for e in current.config.served_entities or []]
-    if served == [(model_name, str(version))]:
-        w.serving_endpoints.wait_get_serving_endpoint_not_updating(endpoint, timeout=timeout)
-        return f"endpoint {endpoint} already serves {model_name} version {version}"
-    w.serving_endpoints.update_config_and_wait(endpoint, served_entities=[entity], timeout=timeout)
-    return f"endpoint {endpoint} now serves {model_name} version {version}"
+        try:
+            current = w.serving_endpoints.get(endpoint)
+        except NotFound:
+            config = EndpointCoreConfigInput(name=endpoint, served_entities=[entity])
+            w.serving_endpoints.create_and_wait(endpoint, config=config, timeout=timeout)
+            return f"created endpoint {endpoint} serving {model_name} version {version}"
+        # config: what it serves, None until a first build succeeded; pending_config: what it is
+        # building (or failed to build). A failed build is replaced by this version's config.
+        update = current.state.config_update if current.state else None
+        if update == EndpointStateConfigUpdate.IN_PROGRESS:
+            if serves(current.pending_config) != wanted:
+                raise PenguinRunError(
+                    f"endpoint {endpoint} is busy building another model version; run again "
+                    f"when it is done: {check}"
+                )
+            w.serving_endpoints.wait_get_serving_endpoint_not_updating(endpoint, timeout=timeout)
+        elif serves(current.config) == wanted:
+            return f"endpoint {endpoint} already serves {model_name} version {version}"
+        else:
+            w.serving_endpoints.update_config_and_wait(
+                endpoint, served_entities=[entity], timeout=timeout
+            )
+        return f"endpoint {endpoint} now serves {model_name} version {version}"
+    except OperationFailed as error:  # the waiter saw UPDATE_FAILED or UPDATE_CANCELED
+        raise PenguinRunError(
+            f"endpoint {endpoint} did not build {model_name} version {version} "
+            f"({' '.join(str(error).split())}); {check}"
+        ) from None
+    except TimeoutError as error:
+        if error.__cause__:  # the SDK's retries gave up on the workspace: not the waiter's
+            raise
+        raise PenguinRunError(
+            f"endpoint {endpoint} is still building {model_name} version {version} after "
+            f"{minutes:g} min; {check}"
+        ) from None
+
+
+def serves(config) -> list[tuple[str, str]]:
+    """The (model, version) pairs of an endpoint's config or pending config (none if None)."""
+    entities = (config.served_entities if config else None) or []
+    return [(e.entity_name, str(e.entity_version)) for e in entities]
 
 
 def ask_endpoint(w, endpoint: str, records: list[dict]) -> list[dict]:
-    """The endpoint's ``predictions`` for ``records``; one line if it is missing or not ready."""
+    """The endpoint's ``predictions`` for ``records``, a species and its probabilities for each;
+    one line if it is missing or not ready, or answers anything else."""
     from databricks.sdk import errors
 
     try:
@@ -81,9 +128,29 @@ def ask_endpoint(w, endpoint: str, records: list[dict]) -> list[dict]:
             raise PenguinInputError(
                 f"endpoint {endpoint} is not ready ({state.ready.value}, config update {update})"
             )
-        return w.serving_endpoints.query(endpoint, dataframe_records=records).predictions
+        predictions = w.serving_endpoints.query(endpoint, dataframe_records=records).predictions
     except errors.NotFound:
         raise PenguinInputError(f"endpoint {endpoint} not found in {w.config.host}") from None
+    # An answer from outside: one {"species": str, "probability_<species>": number} a record.
+    numbers = (int, float)
+    if not (
+        isinstance(predictions, list)
+        and len(predictions) == len(records)
+        and all(isinstance(p, dict) and isinstance(p.get("species"), str) for p in predictions)
+        and all(
+            isinstance(v, numbers) and not isinstance(v, bool)
+            for p in predictions
+            for k, v in p.items()
+            if k.startswith("probability_")
+        )
+    ):
+        answer = "nothing" if predictions is None else " ".join(str(predictions).split())
+        answer = answer if len(answer) <= 80 else f"{answer[:77]}..."
+        raise PenguinInputError(
+            f"endpoint {endpoint} answered {answer}, not a species and its probabilities for "
+            f"each record sent ({len(records)})"
+        )
+    return predictions
 
 
 def free_port() -> int:
