@@ -19,10 +19,9 @@ from .runner import Task
 
 JOB = "penguin_training"
 REFERENCE = re.compile(r"\$\{([A-Za-z_][\w.-]*)\}")
-# Top-level keys a target merges into (the rest it replaces): Root.MergeTargetOverrides in
-# bundle/config/root.go of databricks/cli.
+# Top-level keys a target merges into (the rest it replaces), and the lists of a job whose
+# elements merge by key: https://docs.databricks.com/en/dev-tools/bundles/settings.html#targets
 MERGED_KEYS = ("bundle", "workspace", "artifacts", "resources", "sync", "permissions", "presets")
-# Lists of a job whose elements merge by key (bundle/config/mutator/merge_job_*.go).
 KEYED_LISTS = (("job_clusters", "job_cluster_key"), ("tasks", "task_key"), ("parameters", "name"))
 # Fields that hold a path of the bundle's files, relative to the file that sets them.
 PATH_KEYS = ("notebook_path", "whl")
@@ -160,11 +159,11 @@ def with_complex_variables(config: dict) -> dict:
 
 
 def prefix_dev_names(resources: dict) -> None:
-    """Development mode's names (ApplyTargetMode, ApplyPresets: databricks/cli
-    bundle/config/mutator/resourcemutator/): ``[dev <short_name>] `` before a job's or cluster's
-    name and an experiment's last path part, ``dev_<short_name>_`` before a registered model's
-    (a short name is already lower case letters, digits and ``_``). Volumes keep their names; a
-    target's own ``presets.name_prefix`` is not modelled (this bundle sets none).
+    """Development mode's names: ``[dev <short_name>] `` before a job's or cluster's name and an
+    experiment's last path part, ``dev_<short_name>_`` before a registered model's (a short name
+    is already lower case letters, digits and ``_``). Volumes keep their names; a target's own
+    ``presets.name_prefix`` is not modelled (this bundle sets none).
+    https://docs.databricks.com/en/dev-tools/bundles/deployment-modes.html
     """
     user = "${workspace.current_user.short_name}"
     for kind, field, prefix in (
