@@ -12,9 +12,9 @@
 # MAGIC | parameter | required | default | meaning |
 # MAGIC | --- | --- | --- | --- |
 # MAGIC | `lab_dir` | yes on Databricks | `lab` | lab folder |
-# MAGIC | `oversample` | no | `4` | copies of each training row (the lab's 4) |
+# MAGIC | `oversample` | no | `4` | copies of each training row (the lab's 4), 1 to 100 |
 # MAGIC | `test_fraction` | no | `0.3` | share of each species held out for testing |
-# MAGIC | `seed` | no | `0` | seed of the split |
+# MAGIC | `seed` | no | `0` | seed of the split, 0 to 2**32 - 1 (numpy's range) |
 
 # COMMAND ----------
 
@@ -33,9 +33,9 @@ dbutils.widgets.text("seed", "0", "Split seed")
 from penguin_classifier import params
 
 lab = params.lab_dir(dbutils)
-oversample_copies = params.integer(dbutils, "oversample", minimum=1)
+oversample_copies = params.integer(dbutils, "oversample", minimum=1, maximum=100)
 test_fraction = params.number(dbutils, "test_fraction", low=0.0, high=1.0)
-seed = params.integer(dbutils, "seed")
+seed = params.integer(dbutils, "seed", minimum=0, maximum=2**32 - 1)
 
 # COMMAND ----------
 

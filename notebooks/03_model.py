@@ -10,8 +10,8 @@
 # MAGIC | parameter | required | default | meaning |
 # MAGIC | --- | --- | --- | --- |
 # MAGIC | `lab_dir` | yes on Databricks | `lab` | lab folder |
-# MAGIC | `hidden` | no | `10` | neurons in each hidden layer |
-# MAGIC | `seed` | no | `0` | seed of the initial weights |
+# MAGIC | `hidden` | no | `10` | neurons in each hidden layer, 1 to 4096 |
+# MAGIC | `seed` | no | `0` | seed of the initial weights, 0 to 2**32 - 1 (numpy's range) |
 
 # COMMAND ----------
 
@@ -29,8 +29,8 @@ dbutils.widgets.text("seed", "0", "Weights seed")
 from penguin_classifier import params
 
 lab = params.lab_dir(dbutils)
-hidden = params.integer(dbutils, "hidden", minimum=1)
-seed = params.integer(dbutils, "seed")
+hidden = params.integer(dbutils, "hidden", minimum=1, maximum=4096)
+seed = params.integer(dbutils, "seed", minimum=0, maximum=2**32 - 1)
 
 # COMMAND ----------
 

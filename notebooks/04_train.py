@@ -15,9 +15,9 @@
 # MAGIC | parameter | required | default | meaning |
 # MAGIC | --- | --- | --- | --- |
 # MAGIC | `lab_dir` | yes on Databricks | `lab` | lab folder |
-# MAGIC | `epochs` | no | `100` | passes over the training set |
+# MAGIC | `epochs` | no | `100` | passes over the training set, 1 to 100000 |
 # MAGIC | `lr` | no | `0.001` | Adam learning rate |
-# MAGIC | `batch_size` | no | `20` | rows per batch |
+# MAGIC | `batch_size` | no | `20` | rows per batch, 1 to 100000 (more than the rows: one batch) |
 # MAGIC | `device` | no | `auto` | `auto` (GPU when there is one), `cpu` or `cuda` (refused where torch finds no GPU) |
 # MAGIC | `experiment` | no | `""` | MLflow experiment; empty: the notebook's own on Databricks, `penguin_classifier` locally |
 # MAGIC | `job_run_id` | no | `""` | the job run (`{{job.run_id}}`), tagged on the run; empty: a local id |
@@ -44,9 +44,9 @@ from penguin_classifier import params
 from penguin_classifier.errors import PenguinInputError
 
 lab = params.lab_dir(dbutils)
-epochs = params.integer(dbutils, "epochs", minimum=1)
+epochs = params.integer(dbutils, "epochs", minimum=1, maximum=100_000)
 lr = params.number(dbutils, "lr", low=0.0)
-batch_size = params.integer(dbutils, "batch_size", minimum=1)
+batch_size = params.integer(dbutils, "batch_size", minimum=1, maximum=100_000)
 device = params.choice(dbutils, "device", ["auto", "cpu", "cuda"])
 if device == "cuda" and not torch.cuda.is_available():
     raise PenguinInputError("parameter device: cuda, but torch finds no GPU here: use auto or cpu")

@@ -21,9 +21,9 @@
 # MAGIC | `lab_dir` | yes on Databricks | `lab` | lab folder |
 # MAGIC | `backend` | no | `auto` | `auto`, `horovod` or `torch` |
 # MAGIC | `num_processes` | no | `2` | processes (ranks) |
-# MAGIC | `epochs` | no | `100` | passes over each rank's shard |
+# MAGIC | `epochs` | no | `100` | passes over each rank's shard, 1 to 100000 |
 # MAGIC | `lr` | no | `0.001` | learning rate of one process; multiplied by the number of processes |
-# MAGIC | `batch_size` | no | `20` | rows per batch on each rank |
+# MAGIC | `batch_size` | no | `20` | rows per batch on each rank, 1 to 100000 |
 # MAGIC | `local_mode` | no | `true` | `true`: processes on the driver; `false`: on the worker nodes (TorchDistributor barrier tasks, HorovodRunner `np=N`, horovod.spark.run) |
 # MAGIC | `timeout_minutes` | no | `10` | the whole distributed run is stopped after this long |
 # MAGIC | `experiment` | no | `""` | MLflow experiment; empty: the notebook's own on Databricks, `penguin_classifier` locally |
@@ -57,9 +57,9 @@ from penguin_classifier.launchers import BACKENDS, check_num_processes, launch_h
 lab = params.lab_dir(dbutils)
 backend = params.choice(dbutils, "backend", BACKENDS)
 num_processes = params.integer(dbutils, "num_processes", minimum=1)
-epochs = params.integer(dbutils, "epochs", minimum=1)
+epochs = params.integer(dbutils, "epochs", minimum=1, maximum=100_000)
 lr = params.number(dbutils, "lr", low=0.0)
-batch_size = params.integer(dbutils, "batch_size", minimum=1)
+batch_size = params.integer(dbutils, "batch_size", minimum=1, maximum=100_000)
 local_mode = params.choice(dbutils, "local_mode", ["true", "false"]) == "true"
 timeout_s = 60 * params.number(dbutils, "timeout_minutes", low=0.0)
 experiment = params.text(dbutils, "experiment")

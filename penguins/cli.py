@@ -63,9 +63,27 @@ def cmd_run(args) -> int:
         new = evaluation["new_penguin"]
         print(f"test accuracy: {evaluation['accuracy']:.4f} on {evaluation['rows']} held-out rows")
         print(f"new penguin {new['input']}: {new['species']}")
+        if warning := did_not_learn(evaluation):
+            print(warning)
     if ran & {"train", "evaluate", "distribute"} and lab.mlflow_record.exists():
         print_tracking(read_json(lab.mlflow_record))
     return 0
+
+
+def did_not_learn(evaluation: dict) -> str | None:
+    """A warning when the held-out accuracy is no better than always answering the species
+    commonest among the held-out rows (``evaluation.json``'s support): a model that did not
+    learn (a learning rate far too large, too few epochs) still trains to finite weights."""
+    support = {name: row["support"] for name, row in evaluation["per_species"].items()}
+    commonest = max(support, key=support.get)
+    baseline = support[commonest] / evaluation["rows"]
+    if evaluation["accuracy"] > baseline:
+        return None
+    return (
+        f"WARNING: test accuracy {evaluation['accuracy']:.4f} is no better than always "
+        f"answering the commonest species, {commonest} ({baseline:.4f}): the model did not "
+        "learn; check lr and epochs"
+    )
 
 
 def print_tracking(record: dict) -> None:
@@ -266,8 +284,10 @@ def build_parser() -> OneLineParser:
         help="set a variable of databricks.yml (repeatable), e.g. --var distribute_backend=torch",
     )
     run.add_argument("--target", default="dev", help="bundle target (default: dev)")
-    run.add_argument("--epochs", type=int, help="training epochs (default: 100)")
-    run.add_argument("--seed", type=int, help="seed of the split and initial weights (default: 0)")
+    run.add_argument("--epochs", type=int, help="training epochs, 1 to 100000 (default: 100)")
+    run.add_argument(
+        "--seed", type=int, help="seed of the split and weights, 0 to 2**32 - 1 (default: 0)"
+    )
     run.add_argument(
         "--param",
         type=name_value,

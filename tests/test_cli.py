@@ -9,7 +9,7 @@ import sys
 
 import pytest
 from penguin_classifier.errors import PenguinInputError
-from penguin_classifier.layout import Lab
+from penguin_classifier.layout import Lab, read_json
 from penguin_classifier.runtime import project_root
 
 from penguins.cli import main
@@ -262,3 +262,66 @@ def test_run_the_scoring_job_of_the_bundle(lab, tmp_path, capsys):
     assert (tmp_path / "out" / "_manifest.json").is_file()
     status, err = penguins(capsys, "run", "--job", "penguin_nothing")
     assert status == 2 and err.count("\n") == 1
+
+
+SEEDS = "0 and 4294967295"  # numpy's seed range, 0 to 2**32 - 1
+
+
+@pytest.mark.parametrize(
+    ("stage", "args", "message"),
+    [
+        # Each was a traceback: a network no memory holds (hidden), a seed past what Spark or
+        # torch take, a Spark sequence or a batch past a C long, or days of epochs.
+        ("model", ["--param", "hidden=100000000"], "hidden: 100000000 is not between 1 and 4096"),
+        (
+            "prepare",
+            ["--seed", "99999999999999999999"],
+            f"seed: 99999999999999999999 is not between {SEEDS}",
+        ),
+        ("model", ["--seed", "-1"], f"seed: -1 is not between {SEEDS}"),
+        (
+            "prepare",
+            ["--param", f"oversample={10**12}"],
+            f"oversample: {10**12} is not between 1 and 100",
+        ),
+        (
+            "train",
+            ["--param", f"batch_size={10**20}"],
+            f"batch_size: {10**20} is not between 1 and 100000",
+        ),
+        ("train", ["--epochs", str(10**12)], f"epochs: {10**12} is not between 1 and 100000"),
+        (
+            "distribute",
+            ["--param", f"batch_size={10**12}"],
+            f"batch_size: {10**12} is not between 1 and 100000",
+        ),
+        ("distribute", ["--param", "epochs=0"], "epochs: 0 is not between 1 and 100000"),
+    ],
+)
+def test_every_integer_parameter_has_a_range(tmp_path, capsys, stage, args, message):
+    # The stage reads its parameters first: refused before it looks at the lab folder (empty).
+    run = ["run", "--only", stage, "--lab-dir", str(tmp_path), *args]
+    assert penguins(capsys, *run) == (2, f"penguins run: {stage}: parameter {message}\n")
+    assert list(tmp_path.iterdir()) == []  # nothing written, the lock released
+
+
+def test_a_model_that_did_not_learn_is_announced(tmp_lab, capsys):
+    # lr=1000: Adam's steps throw the weights far, but they stay finite: training "succeeds"
+    # and 05 registers the model (no alias: the champion gate). 45 of the 102 held-out rows
+    # are Adelie: answering Adelie for every penguin scores 45/102 = 0.4412.
+    args = ["run", "--only", "train,evaluate", "--lab-dir", str(tmp_lab.root), "--epochs", "3"]
+    assert main([*args, "--param", "lr=1000"]) == 0
+    out = capsys.readouterr().out
+    accuracy = read_json(tmp_lab.evaluation)["accuracy"]
+    assert accuracy <= 45 / 102
+    assert (
+        f"WARNING: test accuracy {accuracy:.4f} is no better than always answering the "
+        "commonest species, Adelie (0.4412): the model did not learn; check lr and epochs\n"
+    ) in out
+
+
+def test_a_model_that_learned_is_not_warned_about(lab, capsys):
+    from penguins.cli import did_not_learn
+
+    # The session's job learned: about 0.99 on the held-out rows, far above 45/102 = 0.4412.
+    assert did_not_learn(read_json(lab.evaluation)) is None

@@ -93,7 +93,7 @@ NO_GPU = pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has 
             "epoch 1: the loss is nan, the weights are no longer finite numbers: "
             "try a smaller learning rate (lr)",
         ),
-        (["epochs=0"], "parameter epochs: 0 is below 1"),
+        (["epochs=0"], "parameter epochs: 0 is not between 1 and 100000"),
         (["batch_size=twenty"], "parameter batch_size: 'twenty' is not an integer"),
         (["device=tpu"], "parameter device: 'tpu' is not one of ['auto', 'cpu', 'cuda']"),
         pytest.param(

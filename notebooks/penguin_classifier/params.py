@@ -14,14 +14,25 @@ def text(dbutils, name: str) -> str:
     return dbutils.widgets.get(name).strip()
 
 
-def integer(dbutils, name: str, minimum: int | None = None) -> int:
+def integer(dbutils, name: str, minimum: int | None = None, maximum: int | None = None) -> int:
+    """An integer, from ``minimum`` to ``maximum`` (both included) where they are given.
+
+    A bound is a parameter's documented range: a value past it would overflow a library (a
+    seed past numpy's 2**32 - 1) or ask for more memory or time than any lab run needs.
+    """
     value = text(dbutils, name)
     try:
         number = int(value)
     except ValueError:
         raise PenguinInputError(f"parameter {name}: {value!r} is not an integer") from None
-    if minimum is not None and number < minimum:
-        raise PenguinInputError(f"parameter {name}: {number} is below {minimum}")
+    below = minimum is not None and number < minimum
+    above = maximum is not None and number > maximum
+    if below or above:
+        if minimum is not None and maximum is not None:
+            wrong = f"not between {minimum} and {maximum}"
+        else:
+            wrong = f"below {minimum}" if below else f"above {maximum}"
+        raise PenguinInputError(f"parameter {name}: {number} is {wrong}")
     return number
 
 
