@@ -39,21 +39,11 @@ seed = params.integer(dbutils, "seed", minimum=0, maximum=2**32 - 1)
 
 # COMMAND ----------
 
-# DBTITLE 1,Open the hand-over
-from penguin_classifier.layout import Handover
-
-inputs = lab.require("raw")  # the digest of raw/'s record goes into prepared/'s
-# prepared/ is uncommitted from here: if a cell below fails, no later stage uses it.
-parameters = {"oversample": oversample_copies, "test_fraction": test_fraction, "seed": seed}
-writes = ("train.parquet", "test.parquet")  # Spark writes these straight into the folder
-handover = Handover(lab.folder("prepared"), "02_prepare", parameters, inputs, writes=writes)
-
-# COMMAND ----------
-
 # DBTITLE 1,Read the raw CSV
 from penguin_classifier.features import COLUMNS
 from pyspark.sql.types import StringType, StructField, StructType
 
+inputs = lab.require("raw")  # committed; the digest of its record goes into prepared/'s
 # Every column a string: the numbers are cast once the incomplete rows are gone.
 schema = StructType([StructField(c, StringType()) for c in COLUMNS])
 raw = spark.read.csv(str(lab.raw), header=True, schema=schema)
@@ -161,6 +151,17 @@ copies = F.explode(F.sequence(F.lit(1), F.lit(oversample_copies))).alias("_copy"
 train_oversampled = train.select("*", copies)
 train_rows, oversampled_rows = sum(n for n, _ in sizes.values()), train_oversampled.count()
 print(f"{train_rows} training rows, {oversampled_rows} once oversampled")
+
+# COMMAND ----------
+
+# DBTITLE 1,Open the hand-over
+from penguin_classifier.layout import Handover
+
+# Only now, once the input is checked and Spark has run the steps above, does prepared/'s last
+# commit go: prepared/ is uncommitted from here, and if a cell below fails no stage uses it.
+parameters = {"oversample": oversample_copies, "test_fraction": test_fraction, "seed": seed}
+writes = ("train.parquet", "test.parquet")  # Spark writes these straight into the folder
+handover = Handover(lab.folder("prepared"), "02_prepare", parameters, inputs, writes=writes)
 
 # COMMAND ----------
 

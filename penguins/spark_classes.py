@@ -4,20 +4,26 @@ A JVM started with ``-XX:ArchiveClassesAtExit`` writes, as it ends, the classes 
 an archive that later JVMs map instead of loading them again (Java's dynamic class-data
 sharing). This one runs the kinds of Spark work the stages do (a CSV read, typed columns
 cached and checked, a pandas UDF, a Parquet write and read, a join, groupBy, pandas in and
-out), then ends its JVM and keeps the archive. ``make`` runs it once after installing; the
-archive goes where :func:`runtime.spark_classes` looks, unless ``ARCHIVE`` says otherwise.
+out), then ends its JVM and keeps the archive, then its record beside it (size, mtime, sha256:
+:func:`runtime.class_sharing` maps no archive but the recorded one). ``make`` runs it once after
+installing; the archive goes where :func:`runtime.spark_classes` looks, unless ``ARCHIVE`` says
+otherwise. A folder that is not there or cannot take the archive (a full disk) is one line,
+exit 2.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import sys
 import tempfile
 from pathlib import Path
 
 import pandas as pd
-from penguin_classifier.errors import PenguinInputError, PenguinRunError
-from penguin_classifier.runtime import local_spark, shipped_data, spark_classes
+from penguin_classifier.errors import PenguinInputError
+from penguin_classifier.records import sha256
+from penguin_classifier.runtime import class_record, local_spark, shipped_data, spark_classes
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
@@ -48,15 +54,19 @@ def stage_work(spark: SparkSession, folder: Path) -> None:
 
 
 def is_class_archive(path: Path) -> bool:
-    """Whether ``path`` starts as a JVM's class-data archive does (dynamic or static)."""
+    """Whether ``path`` is a file that starts as a JVM's class-data archive does."""
+    if not path.is_file():
+        return False
     with path.open("rb") as file:
         return file.read(4) in ARCHIVE_MAGIC
 
 
 def build(archive: Path) -> None:
     """Write ``archive``: into a new ``.partial`` file beside it, so that no JVM maps half, then
-    in its place. Refuses to replace a file that is not a class-data archive."""
-    if archive.exists() and not (archive.is_file() and is_class_archive(archive)):
+    in its place, then its record. Refuses to replace a file that is not a class-data archive."""
+    if not archive.parent.is_dir():
+        raise PenguinInputError(f"{archive.parent} is not a folder; the archive goes into one")
+    if archive.exists() and not is_class_archive(archive):
         raise PenguinInputError(f"{archive} is not a class-data archive; will not replace it")
     handle, name = tempfile.mkstemp(
         prefix=f".{archive.name}-", suffix=".partial", dir=archive.parent
@@ -70,17 +80,35 @@ def build(archive: Path) -> None:
         jvm = spark.sparkContext._gateway.proc  # the JVM process pyspark started
         spark.stop()
         jvm.stdin.close()  # pyspark's JVM ends when its input does; it writes the archive first
-        jvm.wait()
-        if not is_class_archive(partial):
-            raise PenguinRunError(f"the JVM wrote no class-data archive to {partial}")
-        partial.replace(archive)
+        status = jvm.wait()  # a JVM that cannot write the archive removes it and says so
+        if status != 0 or not is_class_archive(partial):
+            free = shutil.disk_usage(archive.parent).free >> 20
+            raise PenguinInputError(
+                f"the JVM could not write a class-data archive into {archive.parent} "
+                f"(exit status {status}; {free} MiB free there)"
+            )
+        stat = partial.stat()
+        record = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": sha256(partial)}
+        partial.replace(archive)  # keeps its mtime
+        class_record(archive).write_text(json.dumps(record) + "\n")  # after the archive
     finally:
         partial.unlink(missing_ok=True)
 
 
-if __name__ == "__main__":
+def main(argv: list[str]) -> int:
+    archive = Path(argv[0]) if argv else spark_classes()
     try:
-        build(Path(sys.argv[1]) if len(sys.argv) > 1 else spark_classes())
-    except (PenguinInputError, PenguinRunError) as error:
+        build(archive)
+    except PenguinInputError as error:
         print(f"penguins.spark_classes: {error}", file=sys.stderr)
-        sys.exit(2 if isinstance(error, PenguinInputError) else 1)
+        return 2
+    except OSError as error:  # writing into the folder failed (a full disk, no permission)
+        if error.filename is None:
+            raise
+        print(f"penguins.spark_classes: {error.strerror}: {error.filename}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -182,11 +182,11 @@ def test_the_refusal_comes_before_any_encoding(spark, tmp_path, capsys):
     cells = []
     with pytest.raises(PenguinInputError, match="^no complete rows"):
         run_notebook(NOTEBOOK, {"lab_dir": str(lab.root)}, spark, cells)
-    # The cells that ran, the last one the refusal: before the vocabulary and the encoding.
+    # The cells that ran, the last one the refusal: before the vocabulary, the encoding and the
+    # hand-over (which would remove prepared/'s last commit).
     assert [title for title, _ in cells] == [
         "Widgets",
         "Read parameters",
-        "Open the hand-over",
         "Read the raw CSV",
         "Drop incomplete rows, cast the numbers",
         "Refuse data that cannot be split",
