@@ -75,6 +75,7 @@ def ask_endpoint(name: str, profile: str | None, penguin) -> tuple[str, dict[str
     sdk_log = logging.getLogger("databricks.sdk")
     sdk_log.addHandler(logging.NullHandler())
     sdk_log.propagate = False
+    start = time.monotonic()
     try:
         w = connect(profile)
     except ValueError as e:  # no host, no credentials, an unknown profile
@@ -90,12 +91,13 @@ def ask_endpoint(name: str, profile: str | None, penguin) -> tuple[str, dict[str
         raise PenguinInputError(f"{host} answered HTTP 200 with a body that is not JSON") from None
     except (errors.TooManyRequests, TimeoutError, requests.RequestException) as e:
         # The SDK retries 429s and lost connections for retry_timeout_seconds (connect: 30), then
-        # raises a TimeoutError from the last error.
+        # raises a TimeoutError from the last error. It may have retried twice by then: newer
+        # SDKs probe the host (/.well-known/databricks-config) as connect signs in.
         cause = e.__cause__ if isinstance(e, TimeoutError) and e.__cause__ else e
         if isinstance(cause, errors.TooManyRequests):
             why = f"{host} is limiting requests (429 Too Many Requests): {one_line(cause)}"
             raise PenguinInputError(f"{why}; try again in a minute") from None
-        gave_up = f"gave up after {w.config.retry_timeout_seconds} s"
+        gave_up = f"gave up after {time.monotonic() - start:.0f} s"
         raise PenguinInputError(f"cannot reach {host} ({gave_up}): {one_line(cause)}") from None
     except errors.DatabricksError as e:
         # The SDK's words for an error whose body is not JSON (a proxy's page, HTML): its message
