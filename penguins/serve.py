@@ -18,6 +18,9 @@ from penguin_classifier.errors import PenguinInputError
 
 from .submit import connect, one_line
 
+# bench --serving: a request takes milliseconds; a shorter load times nothing.
+MIN_SECONDS = 0.1
+
 
 def load_model(lab_dir: str, model_uri: str):
     """The pyfunc model from the MLflow store beside ``lab_dir`` (or MLflow's variables)."""
@@ -29,13 +32,16 @@ def load_model(lab_dir: str, model_uri: str):
 
 
 def check_port(port: int) -> None:
+    """One line if ``port`` of 127.0.0.1 cannot be served on: out of range, taken, refused."""
+    if not 1 <= port <= 65535:
+        raise PenguinInputError(f"--port {port}: not a TCP port (1 to 65535)")
     with socket.socket() as s:
         try:
             s.bind(("127.0.0.1", port))
         except OSError as error:
             if error.errno == errno.EADDRINUSE:
                 raise PenguinInputError(f"--port {port}: in use by another program") from None
-            raise
+            raise PenguinInputError(f"--port {port}: {error.strerror}") from None
 
 
 def serve(args) -> int:
@@ -154,12 +160,13 @@ def load_run(url: str, body: bytes, clients: int, seconds: float, max_requests: 
     for thread in threads:
         thread.join()
     wall = time.perf_counter() - start
+    # No answer at all (every request refused): no latencies, None.
     cuts = statistics.quantiles(latencies, n=100) if len(latencies) > 1 else latencies * 99
     return {
         "requests": len(latencies),
         "errors": errors[0],
         "requests_per_s": round(len(latencies) / wall, 1),
-        **{f"p{p}_ms": round(1000 * cuts[p - 1], 2) for p in (50, 95, 99)},
+        **{f"p{p}_ms": round(1000 * cuts[p - 1], 2) if cuts else None for p in (50, 95, 99)},
     }
 
 
@@ -167,6 +174,10 @@ def bench_serving(lab_dir, model_uri, clients: int, seconds: float, max_requests
     """The local server under load: single-row requests, then 1,000-row requests."""
     from penguin_classifier.serving import EXAMPLE, LocalServer
 
+    if seconds < MIN_SECONDS:
+        raise PenguinInputError(
+            f"--seconds {seconds:g}: under {MIN_SECONDS:g} s, too short to time a request"
+        )
     model = load_model(lab_dir, model_uri)
     result = {"clients": clients, "seconds": seconds}
     with LocalServer(model) as server:
@@ -182,10 +193,11 @@ def format_serving(result: dict) -> str:
              f"up to {result['seconds']:g} s each:"]  # fmt: skip
     for rows in (1, 1000):
         r = result[f"rows_{rows}"]
+        ms = {p: "-" if r[p] is None else f"{r[p]:.1f}" for p in ("p50_ms", "p95_ms", "p99_ms")}
         lines.append(
             f"  {rows:>5}-row requests: {r['requests_per_s']:>8,.1f} req/s "
-            f"({r['requests_per_s'] * rows:>10,.0f} rows/s), p50 {r['p50_ms']:.1f} ms, "
-            f"p95 {r['p95_ms']:.1f} ms, p99 {r['p99_ms']:.1f} ms; "
+            f"({r['requests_per_s'] * rows:>10,.0f} rows/s), p50 {ms['p50_ms']} ms, "
+            f"p95 {ms['p95_ms']} ms, p99 {ms['p99_ms']} ms; "
             f"{r['requests']} answered, {r['errors']} errors"
         )
     return "\n".join(lines)

@@ -167,9 +167,9 @@ def test_a_frame_encodes_row_by_row_as_single_penguins_do():
     frame = pd.concat([p.frame() for p in penguins], ignore_index=True)
     single = torch.cat([encode(p, SPEC) for p in penguins])
     assert torch.equal(encode_frame(frame, SPEC), single)
-    # With several rows, a refusal names the row (its index label) and the column.
+    # With several rows, a refusal names the record (counted from 1) and the column.
     frame.loc[1, "BodyMass"] = 0
-    with pytest.raises(PenguinInputError, match=r"^row 1, BodyMass: 0.0 is not a positive number"):
+    with pytest.raises(PenguinInputError, match=r"^record 2, BodyMass: 0.0 is not a positive"):
         encode_frame(frame, SPEC)
 
 

@@ -156,14 +156,14 @@ def test_the_model_carries_its_signature_example_and_files(record):
 @pytest.mark.parametrize(
     ("row", "message"),
     [
-        ({"Island": "Anvers"}, r"^row 1, island 'Anvers' is not in the saved vocabulary \["),
-        ({"CulmenLength": float("nan")}, r"^row 1, CulmenLength: nan is not a positive number"),
-        ({"BodyMass": -3750.0}, r"^row 1, BodyMass: -3750.0 is not a positive number"),
-        ({"FlipperLength": float("inf")}, r"^row 1, FlipperLength: inf is not a positive number"),
+        ({"Island": "Anvers"}, r"^record 2, island 'Anvers' is not in the saved vocabulary \["),
+        ({"CulmenLength": float("nan")}, r"^record 2, CulmenLength: nan is not a positive number"),
+        ({"BodyMass": -3750.0}, r"^record 2, BodyMass: -3750.0 is not a positive number"),
+        ({"FlipperLength": float("inf")}, r"^record 2, FlipperLength: inf is not a positive"),
         # Finite as a Python float, inf as the model's float32: it answered NaN probabilities.
         (
             {"BodyMass": 1e300},
-            r"^row 1, BodyMass: 1e\+300 is not a positive number up to 3\.4e38 \(float32\)$",
+            r"^record 2, BodyMass: 1e\+300 is not a positive number up to 3\.4e38 \(float32\)$",
         ),
     ],
 )

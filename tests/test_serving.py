@@ -4,11 +4,16 @@ Databricks side (the SDK's serving endpoints) against a stand-in workspace clien
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
+import select
+import socket
 import subprocess
 import sys
+import time
 from unittest.mock import create_autospec
+from urllib.parse import urlsplit
 
 import mlflow
 import pandas as pd
@@ -74,8 +79,28 @@ BAD = [
         "an unknown island",
         {"dataframe_records": [GOOD, {**GOOD, "Island": "Atlantis"}]},
         400,
-        "row 1, island 'Atlantis' is not in the saved vocabulary",
+        "record 2, island 'Atlantis' is not in the saved vocabulary",
     ),
+    # MLflow's parser would cast true to 1.0 (a 1 g penguin) before the model sees it.
+    (
+        "a measurement sent as true",
+        {"dataframe_records": [GOOD, {**GOOD, "BodyMass": True}]},
+        400,
+        "record 2, BodyMass: true is not a positive number up to 3.4e38 (float32)",
+    ),
+    (
+        "a measurement sent as false, split",
+        {
+            "dataframe_split": {
+                "columns": list(GOOD),
+                "data": [[*list(GOOD.values())[:3], False, 1]],
+            }
+        },
+        400,
+        "record 1, FlipperLength: false is not a positive number",
+    ),
+    # Python's JSON parser raises RecursionError: MLflow answered 500.
+    ("deeply nested JSON", "[" * 100_000, 400, "request body nests JSON deeper than the server"),
     (
         "NaN",
         '{"dataframe_records": [{"Island": "Dream", "CulmenLength": NaN, "CulmenDepth": 15.3,'
@@ -103,14 +128,97 @@ def test_a_bad_request_is_refused_with_the_problem_and_the_server_goes_on(
     )
 
 
-def test_a_wrong_content_type_and_a_body_over_the_limit_are_refused(url):
+def test_a_wrong_or_missing_content_type_and_a_body_over_the_limit_are_refused(url):
     status, answer = serving.post(url, json.dumps({"dataframe_records": [GOOD]}), "text/plain")
     assert status == 415 and "content types" in answer
+    # None at all: MLflow answered 500 ('NoneType' object has no attribute 'split').
+    status, answer = serving.post(url, json.dumps({"dataframe_records": [GOOD]}), None)
+    assert status == 415
+    assert answer["message"].startswith("request has no Content-Type header: expected one of")
     big = json.dumps({"dataframe_records": [GOOD] * 12_000})  # ~1.2 MB over this server's 1 MB
     status, answer = serving.post(url, big)
     assert status == 413
     assert answer["message"] == f"request body of {len(big):,} bytes is over the 1,000,000 limit"
     assert serving.post(url, {"dataframe_records": [GOOD]})[0] == 200
+
+
+def post_chunked(url: str, chunks) -> tuple[int, dict, int]:
+    """``(status, answer, bytes sent)`` of ``POST url`` with ``chunks`` as a chunked body (no
+    Content-Length), from a client that stops sending once the server answers or closes."""
+    parts = urlsplit(url)
+    with socket.create_connection((parts.hostname, parts.port), timeout=60) as s:
+        s.sendall(
+            f"POST {parts.path} HTTP/1.1\r\nHost: {parts.hostname}\r\n"
+            "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n".encode()
+        )
+        sent = 0
+        try:
+            for chunk in chunks:
+                if select.select([s], [], [], 0)[0]:
+                    break  # answered already
+                s.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                sent += len(chunk)
+            else:
+                s.sendall(b"0\r\n\r\n")
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # closed after answering
+        response = http.client.HTTPResponse(s)
+        response.begin()
+        return response.status, json.loads(response.read()), sent
+
+
+def test_a_chunked_body_is_counted_as_it_streams_and_refused_past_the_limit(url):
+    # Under the limit, a chunked body is a request like any other.
+    body = json.dumps({"dataframe_records": [GOOD] * 100}).encode()
+    status, answer, _ = post_chunked(url, [body[i : i + 1000] for i in range(0, len(body), 1000)])
+    assert status == 200 and len(answer["predictions"]) == 100
+    # 32 MiB in 64 KiB chunks (7eca39d read them all, and 150 MiB took 2 GB): 413 once past this
+    # server's 1,000,000 bytes, the rest unread; what was sent is what the two sockets' buffers
+    # took (~6 MB on Linux's loopback) before the server closed.
+    status, answer, sent = post_chunked(url, [b" " * 65536] * 512)
+    assert status == 413, answer
+    assert answer["message"] == "request body sent in chunks is over the 1,000,000 limit"
+    assert sent < 16 * 2**20
+    assert serving.post(url, {"dataframe_records": [GOOD]})[0] == 200
+
+
+@pytest.mark.parametrize(
+    "head",
+    ['Content-Length: 100\r\n\r\n{"data', 'Transfer-Encoding: chunked\r\n\r\n6\r\n{"data'],
+    ids=["content-length", "chunked"],
+)
+def test_a_half_sent_body_is_answered_408_and_its_connection_closed(model, head):
+    # 7eca39d waited for the rest: MLflow's 60 s request timeout answered 504, and kept the
+    # connection open.
+    with serving.LocalServer(model, body_seconds=1) as server:
+        with socket.create_connection(("127.0.0.1", server.port), timeout=30) as s:
+            start = time.monotonic()
+            request = "POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            s.sendall(f"{request}{head}".encode())
+            response = http.client.HTTPResponse(s)
+            response.begin()
+            assert response.status == 408
+            assert json.loads(response.read())["message"] == "request body not sent in time (1 s)"
+            assert s.recv(1) == b""  # the server closed the connection
+            assert time.monotonic() - start < 10
+        assert serving.post(f"{server.url}/invocations", {"inputs": [GOOD]})[0] == 200
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["serve", "--port", "70000"], "penguins serve: --port 70000: not a TCP port (1 to 65535)"),
+        (
+            ["bench", "--serving", "--seconds", "0.000001"],
+            "penguins bench: --seconds 1e-06: under 0.1 s, too short to time a request",
+        ),
+    ],
+    ids=["serve --port 70000", "bench --seconds 0.000001"],
+)
+def test_a_serving_parameter_out_of_range_is_one_line(tmp_path, capsys, args, message):
+    # Both are refused before the lab folder is looked at (7eca39d: tracebacks).
+    assert main([*args, "--lab-dir", str(tmp_path)]) == 2
+    assert capsys.readouterr().err == f"{message}\n"
 
 
 def test_the_serve_notebook_served_the_champion_in_the_job(lab_run):

@@ -59,8 +59,8 @@ def check_frame(frame: pd.DataFrame, spec: dict) -> None:
     """Raise PenguinInputError, one line, for a value the model cannot take.
 
     A missing column, an island not in the saved vocabulary, a measurement that breaks
-    :func:`features.is_measurement` (missing values included). The row is named when there are
-    several.
+    :func:`features.is_measurement` (missing values included). The record is named when there
+    are several (:func:`row_name`).
     """
     missing = [c for c in INPUTS if c not in frame.columns]
     if missing:
@@ -83,8 +83,9 @@ def check_frame(frame: pd.DataFrame, spec: dict) -> None:
 
 
 def row_name(frame: pd.DataFrame, i: int) -> str:
-    """``"row <index label>, "`` for the ``i``-th row of a frame of several; else nothing."""
-    return f"row {frame.index[i]}, " if len(frame) > 1 else ""
+    """``"record <i + 1>, "`` for the ``i``-th row (from 0) of a frame of several, counted from 1
+    as a person counts the records of a request; else nothing."""
+    return f"record {i + 1}, " if len(frame) > 1 else ""
 
 
 def numbers(column: pd.Series) -> pd.Series:

@@ -8,8 +8,9 @@ Both speak the same API: ``POST /invocations`` (locally) or
 * :func:`deploy` creates the endpoint, or points it at a new version, with the SDK's waiters
   (CPU, size Small; scale to zero when asked), and :func:`ask_endpoint` asks it.
 * :class:`LocalServer` runs MLflow's scoring server (``mlflow.pyfunc.scoring_server``, the one
-  ``mlflow models serve`` runs) in this process on a localhost port, with one addition: a body
-  over :data:`MAX_BODY_BYTES` is refused with 413 before it is read.
+  ``mlflow models serve`` runs) in this process on a localhost port, behind
+  :mod:`request_guard`: a body over :data:`MAX_BODY_BYTES` (413) or not sent within
+  :data:`BODY_SECONDS` (408) is left unread, and no request gets a 500.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ from .errors import PenguinInputError, PenguinRunError
 
 # Databricks serving takes up to 16 MB a request; a thousand penguins are ~100 kB.
 MAX_BODY_BYTES = 4 * 1024 * 1024
+# A client that stops sending half-way would hold a connection (and, with werkzeug, a thread).
+BODY_SECONDS = 30
 WORKLOAD_SIZE = "Small"
 # The lab's example request, a Gentoo.
 EXAMPLE = {
@@ -159,51 +162,40 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def scoring_app(model, max_body_bytes: int = MAX_BODY_BYTES):
-    """MLflow's scoring server for a loaded pyfunc ``model``, refusing bodies over
-    ``max_body_bytes`` with 413 before they are read: a FastAPI app (MLflow 3), or a Flask app
-    (MLflow 2, as on Databricks Runtime 15.4 LTS ML) with Flask's own limit."""
+def scoring_app(model, max_body_bytes=MAX_BODY_BYTES, body_seconds: float = BODY_SECONDS):
+    """MLflow's scoring server for a loaded pyfunc ``model``, behind :mod:`request_guard`: an
+    ASGI app (MLflow 3's FastAPI app), or a Flask app (MLflow 2, as on Databricks Runtime 15.4 LTS
+    ML), whose server must time out reads after ``body_seconds``, as :class:`LocalServer`'s does."""
     from mlflow.pyfunc import scoring_server
 
+    from .request_guard import BodyGuard, guard_flask
+
     app = scoring_server.init(model)
-
-    def too_large(length: int) -> dict:
-        message = f"request body of {length:,} bytes is over the {max_body_bytes:,} limit"
-        return {"error_code": "BAD_REQUEST", "message": message}
-
     if hasattr(app, "wsgi_app"):  # Flask
-        import flask
-
-        app.config["MAX_CONTENT_LENGTH"] = max_body_bytes
-        app.register_error_handler(413, lambda _: (too_large(flask.request.content_length), 413))
-        return app
-    from fastapi.responses import JSONResponse
-
-    @app.middleware("http")
-    async def limit_body(request, call_next):
-        length = request.headers.get("content-length")
-        if length and length.isdigit() and int(length) > max_body_bytes:
-            return JSONResponse(too_large(int(length)), 413)
-        return await call_next(request)
-
-    return app
+        return guard_flask(app, max_body_bytes, body_seconds)
+    return BodyGuard(app, max_body_bytes, body_seconds)
 
 
 class LocalServer:
     """``with LocalServer(model) as server:`` MLflow's scoring server at ``server.url``.
 
     Runs uvicorn (werkzeug for MLflow 2's Flask app) in a thread of this process, on ``port``
-    (default: a free one) of 127.0.0.1 only, and stops it when the block ends.
+    (default: a free one) of 127.0.0.1 only, and stops it when the block ends. A body over
+    ``max_body_bytes`` or not sent within ``body_seconds`` is refused (:func:`scoring_app`).
     """
 
-    def __init__(self, model, port: int | None = None, max_body_bytes: int = MAX_BODY_BYTES):
+    def __init__(self, model, port=None, max_body_bytes=MAX_BODY_BYTES, body_seconds=BODY_SECONDS):
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        app = scoring_app(model, max_body_bytes)
+        app = scoring_app(model, max_body_bytes, body_seconds)
         if hasattr(app, "wsgi_app"):  # MLflow 2's Flask app: werkzeug's server
-            from werkzeug.serving import make_server
+            from werkzeug.serving import WSGIRequestHandler, make_server
 
-            self._wsgi = make_server("127.0.0.1", self.port, app, threaded=True)
+            # A read that waits longer (headers, body, an idle keep-alive) raises TimeoutError.
+            timed = type("TimedRequestHandler", (WSGIRequestHandler,), {"timeout": body_seconds})
+            self._wsgi = make_server(
+                "127.0.0.1", self.port, app, threaded=True, request_handler=timed
+            )
             run = self._wsgi.serve_forever
         else:
             import uvicorn
@@ -237,8 +229,9 @@ class LocalServer:
         self._thread.join(timeout=10)
 
 
-def post(url: str, body: bytes | str | dict, content_type: str = "application/json"):
-    """``(status, answer)`` of ``POST url``: the answer's JSON, or its text if it is not JSON.
+def post(url: str, body: bytes | str | dict, content_type: str | None = "application/json"):
+    """``(status, answer)`` of ``POST url``: the answer's JSON, or its text if it is not JSON;
+    ``content_type`` None sends none.
 
     A server may answer (413) and close before the whole body is sent: the answer still counts.
     """
@@ -248,7 +241,8 @@ def post(url: str, body: bytes | str | dict, content_type: str = "application/js
     connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=60)
     try:
         try:
-            connection.request("POST", parts.path, data, {"Content-Type": content_type})
+            headers = {"Content-Type": content_type} if content_type else {}
+            connection.request("POST", parts.path, data, headers)
         except (BrokenPipeError, ConnectionResetError):
             pass  # it answered before reading it all
         response = connection.getresponse()
@@ -271,6 +265,6 @@ def ask_local(url: str, records: list[dict]) -> list[dict]:
 
 def problem(answer) -> str:
     """The one line of a refusal that names the problem: MLflow puts the data first and the
-    model's own error last (``Failed to predict data '...'. Error: row 0, BodyMass: ...``)."""
+    model's own error last (``Failed to predict data '...'. Error: record 2, BodyMass: ...``)."""
     message = str(answer.get("message", answer) if isinstance(answer, dict) else answer)
     return message.rsplit("Error: ", 1)[-1].strip().splitlines()[0] if message else ""
