@@ -64,8 +64,9 @@ display(loss_figure)
 # DBTITLE 1,Each layer's learned weights and biases
 from penguin_classifier.model import load_model
 
-model = load_model(lab.model_config, lab.weights)
-for name, param in model.named_parameters():
+model = load_model(lab.model_config, lab.weights)  # the network 03 saved, 04's weights
+print(model.program.code)  # its forward, as TorchScript compiled it
+for name, param in model.program.named_parameters():
     print(f"{name} {tuple(param.shape)}")
     print(param.data.numpy().round(4))
 
@@ -119,12 +120,13 @@ display(confusion_figure)
 
 # COMMAND ----------
 
-# DBTITLE 1,Reload the saved weights into a fresh PenguinNet
-from penguin_classifier.model import PenguinNet
+# DBTITLE 1,Reload the saved network and weights into a fresh model
+from penguin_classifier.model import Network, program_path
 
-config = read_json(lab.model_config)
-saved_model = PenguinNet(config["n_features"], config["hidden"], config["n_classes"])
-# weights_only: the file may hold tensors only, never a pickled object that runs code.
+# 03's network.pt is the network compiled by TorchScript: its code and initial weights, no class
+# needed. Then the trained weights; weights_only: tensors only, never a pickled object that runs
+# code. (load_model does both, with one line when they do not fit.)
+saved_model = Network(torch.jit.load(program_path(lab.model_config), map_location="cpu"))
 saved_model.load_state_dict(torch.load(lab.weights, map_location="cpu", weights_only=True))
 saved_model.eval()
 

@@ -14,7 +14,7 @@ from penguin_classifier import tracking
 from penguin_classifier.errors import PenguinInputError
 from penguin_classifier.evaluate import evaluate_weights
 from penguin_classifier.layout import Handover, read_json, write_json
-from penguin_classifier.model import PenguinNet, load_model
+from penguin_classifier.model import load_model
 from penguin_classifier.predict import Penguin, encode, encode_frame, predict
 from penguin_classifier.runtime import project_root
 
@@ -25,14 +25,15 @@ NOTEBOOK = project_root() / "notebooks" / "05_evaluate.py"
 SPECIES = ["Adelie", "Gentoo", "Chinstrap"]
 
 
-def always_adelie() -> dict:
-    """Weights that answer Adelie 0.5, Gentoo 0.25, Chinstrap 0.25 for every penguin: every
-    weight 0, the last layer's biases ln 2, 0, 0 (log_softmax: ln 2 - ln 4, -ln 4, -ln 4)."""
-    model = PenguinNet(5, 10, 3)
+def always_adelie(lab) -> dict:
+    """Weights of ``lab``'s network that answer Adelie 0.5, Gentoo 0.25, Chinstrap 0.25 for every
+    penguin: every weight 0, the last layer's biases ln 2, 0, 0 (log_softmax: ln 2 - ln 4, -ln 4,
+    -ln 4)."""
+    model = load_model(lab.model_config, lab.initial_weights)
     with torch.no_grad():
         for p in model.parameters():
             p.zero_()
-        model.fc3.bias.copy_(torch.tensor([math.log(2), 0.0, 0.0]))
+        model.program.fc3.bias.copy_(torch.tensor([math.log(2), 0.0, 0.0]))
     return model.state_dict()
 
 
@@ -52,7 +53,7 @@ def commit_trained(lab, state: dict) -> None:
 
 
 def test_held_out_metrics_are_exact(tmp_lab, spark):
-    commit_trained(tmp_lab, always_adelie())
+    commit_trained(tmp_lab, always_adelie(tmp_lab))
     widgets = {"lab_dir": str(tmp_lab.root), "model_name": "always_adelie"}
     run_notebook(NOTEBOOK, widgets, spark)
     evaluation = read_json(tmp_lab.evaluation)

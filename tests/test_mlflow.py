@@ -6,6 +6,10 @@ lives in a temporary folder outside them, passed as MLFLOW_TRACKING_URI (tests/c
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import mlflow
@@ -20,9 +24,11 @@ from penguin_classifier.model import load_model
 from penguin_classifier.predict import Penguin, classify, predict
 from penguin_classifier.runtime import project_root
 
+from penguins.cli import main
 from penguins.runner import run_notebook
 
 NOTEBOOKS = project_root() / "notebooks"
+PACKAGE = NOTEBOOKS / "penguin_classifier"
 PENGUINS = [
     Penguin("Biscoe", 46.1, 13.2, 211.0, 4500.0),  # a typical Gentoo
     Penguin("Torgersen", 39.1, 18.7, 181.0, 3750.0),  # the data set's first row, an Adelie
@@ -89,6 +95,7 @@ def test_the_training_run_has_parameters_per_epoch_metrics_and_the_spec(record, 
     # The stage's own parameters, then 02_prepare's and 03_model's at the job's defaults.
     assert run.data.params == {
         **{"epochs": "100", "lr": "0.001", "batch_size": "20", "device": "auto"},
+        "optimizer": "adam",
         **{"oversample": "4", "test_fraction": "0.3", "split_seed": "0"},
         **{"hidden": "10", "init_seed": "0"},
     }
@@ -148,8 +155,16 @@ def test_the_model_carries_its_signature_example_and_files(record):
     ]
     local = Path(mlflow.artifacts.download_artifacts(record["model_uri"]))
     names = {p.name for p in (local / "artifacts").iterdir()}
-    assert names == {"features.json", "config.json", "penguin_classifier.pt"}
-    assert (local / "code" / "penguin_classifier" / "predict.py").is_file()
+    assert names == {
+        "features.json",
+        "config.json",
+        "network.pt",  # 03's network as TorchScript
+        "penguin_classifier.pt",  # 04's weights
+        "penguin_classifier",  # the package's code, as it was when the model was logged
+    }
+    code = local / "artifacts" / "penguin_classifier"
+    assert (code / "predict.py").read_text() == (PACKAGE / "predict.py").read_text()
+    assert not list(code.rglob("__pycache__"))  # sources only
     assert mlflow.models.Model.load(str(local)).load_input_example(str(local)).shape == (2, 5)
 
 
@@ -172,8 +187,20 @@ def test_the_model_refuses_what_it_cannot_take_naming_row_and_column(record, row
     frame = pd.concat([PENGUINS[0].frame(), PENGUINS[1].frame()], ignore_index=True)
     for column, value in row.items():
         frame.loc[1, column] = value
-    with pytest.raises(PenguinInputError, match=message):
+    # MLflow's bad-input error: a scoring server answers 400 with this message.
+    with pytest.raises(MlflowException, match=message) as refused:
         model.predict(frame)
+    assert refused.value.error_code == "INVALID_PARAMETER_VALUE"
+
+
+def test_penguins_predict_says_what_the_model_refuses_in_one_line(record, capsys):
+    args = ["predict", "--island", "Anvers", "--culmen-length", "39.1", "--culmen-depth", "18.7"]
+    args += ["--flipper-length", "181", "--body-mass", "3750", "--model-uri", record["model_uri"]]
+    assert main(args) == 2
+    assert capsys.readouterr().err == (
+        "penguins predict: island 'Anvers' is not in the saved vocabulary "
+        "['Biscoe', 'Dream', 'Torgersen']\n"
+    )
 
 
 def test_evaluation_is_logged_into_the_training_run_and_the_model_registered(record, lab):
@@ -256,3 +283,56 @@ def test_a_new_training_run_drops_the_old_registration_from_the_record(record, t
     # 05 and 06 have not run for this model: what they recorded is not carried over.
     assert [again[k] for k in ("version", "alias", "distribute_run_id")] == [None, None, None]
     assert read_json(tmp_lab.folder("trained") / "mlflow.json")["model_uri"] == again["model_uri"]
+
+
+# What a working tree changed after a model was logged looks like to that model: its network
+# loader and its encoding both fail.
+CHANGED_TREE = {
+    "model.py": "\n\ndef load_model(config_path, weights_path):\n    raise RuntimeError('tree')\n",
+    "predict.py": "\n\ndef classify_frame(model, frame, spec):\n    raise RuntimeError('tree')\n",
+}
+
+
+def test_a_model_version_runs_the_code_it_was_logged_with_whatever_the_tree_holds(
+    record, lab, tmp_path, monkeypatch
+):
+    version = registry.register(record["model_uri"], 1.0, "penguin_classifier_own_code").version
+    uri = f"models:/penguin_classifier_own_code/{version}"
+    expected_species, expected = registry.classify_with(uri, PENGUINS[3])
+
+    # A new process whose penguin_classifier is a changed copy of the package (first on
+    # PYTHONPATH, before the editable install): penguins predict loads the version all the same.
+    tree = tmp_path / "tree"
+    (tree / "penguin_classifier").mkdir(parents=True)
+    for module in PACKAGE.glob("*.py"):
+        changed = module.read_text() + CHANGED_TREE.get(module.name, "")
+        (tree / "penguin_classifier" / module.name).write_text(changed)
+    path = os.pathsep.join(p for p in [str(tree), os.environ.get("PYTHONPATH")] if p)
+    penguin = PENGUINS[3]
+    asked = subprocess.run(
+        [Path(sys.executable).with_name("penguins"), "predict", "--model-uri", uri, "--json"]
+        + ["--lab-dir", str(lab.root)]
+        + ["--island", penguin.island, "--culmen-length", str(penguin.culmen_length)]
+        + ["--culmen-depth", str(penguin.culmen_depth)]
+        + ["--flipper-length", str(penguin.flipper_length), "--body-mass", str(penguin.body_mass)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PYTHONPATH": path},
+    )
+    assert asked.returncode == 0, asked.stderr
+    answer = json.loads(asked.stdout)
+    assert answer["species"] == expected_species == "Chinstrap"
+    assert answer["probabilities"] == pytest.approx(expected, rel=1e-6)
+
+    # In this process, the tree's functions changed the same way.
+    def changed(*args):
+        raise RuntimeError("the working tree's code ran")
+
+    monkeypatch.setattr("penguin_classifier.model.load_model", changed)
+    monkeypatch.setattr("penguin_classifier.predict.classify_frame", changed)
+    model = mlflow.pyfunc.load_model(uri)
+    row = model.predict(penguin.frame()).iloc[0]
+    assert row["species"] == expected_species
+    classifier = model.unwrap_python_model()
+    assert classifier.classify_frame.__module__.startswith("penguin_model_")  # its own copy

@@ -1,14 +1,16 @@
 """The classifier as an MLflow model: logged as a pyfunc on raw measurements, loaded, registered.
 
 :func:`log_model` logs it into the active run (:mod:`pyfunc_model` is the model; the features
-spec, the network's config and the weights travel inside it). :func:`register` makes it a new
-version of the registered model, in Unity Catalog on Databricks, and gives it the alias
+spec, the network, its weights and the package's code travel inside it). :func:`register` makes
+it a new version of the registered model, in Unity Catalog on Databricks, and gives it the alias
 ``champion`` only when its held-out accuracy is good enough. Configure MLflow first
 (:func:`tracking.configure` or :func:`tracking.reopen`).
 """
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,7 +24,7 @@ from packaging.version import Version
 
 from .errors import PenguinInputError
 from .layout import Lab, read_json
-from .model import load_model
+from .model import load_model, program_path
 from .predict import Penguin, classify_frame, probability_column
 from .tracking import MODEL_NAME
 
@@ -75,27 +77,32 @@ def log_model(lab: Lab, weights: str | Path | None = None, name: str = "model"):
 
     ``info.model_uri`` loads it: ``mlflow.pyfunc.load_model(info.model_uri).predict(frame)``.
     ``weights``: the trained weights, default ``lab.weights`` (06_distribute passes its own).
-    The model is :mod:`pyfunc_model` (MLflow's "models from code"), with this package as its
-    code and ``features.json``, ``config.json`` and the weights as its artifacts.
+    The model is :mod:`pyfunc_model` (MLflow's "models from code"); its artifacts are
+    ``features.json``, ``config.json``, 03's ``network.pt``, the weights and a copy of this
+    package as it is now (``code``), which the model imports under a name of its own when
+    loaded: not MLflow's ``code_paths``, which an installed ``penguin_classifier`` shadows.
     """
     lab.require("prepared", "model")
     artifacts = {
         "features": str(lab.features),
         "config": str(lab.model_config),
+        "network": str(program_path(lab.model_config)),
         "weights": str(weights or lab.weights),
     }
     model = load_model(artifacts["config"], artifacts["weights"])
     output = classify_frame(model, EXAMPLE, read_json(lab.features))
     package = Path(__file__).parent
-    return mlflow.pyfunc.log_model(
-        **({"name": name} if MLFLOW_3 else {"artifact_path": name}),
-        python_model=str(package / "pyfunc_model.py"),
-        code_paths=[str(package)],
-        artifacts=artifacts,
-        signature=infer_signature(EXAMPLE, output),
-        input_example=EXAMPLE,
-        pip_requirements=requirements(),
-    )
+    with tempfile.TemporaryDirectory(prefix="penguin-model-code-") as folder:
+        code = Path(folder) / package.name  # the package's sources, no __pycache__
+        shutil.copytree(package, code, ignore=shutil.ignore_patterns("__pycache__"))
+        return mlflow.pyfunc.log_model(
+            **({"name": name} if MLFLOW_3 else {"artifact_path": name}),
+            python_model=str(package / "pyfunc_model.py"),
+            artifacts={**artifacts, "code": str(code)},
+            signature=infer_signature(EXAMPLE, output),
+            input_example=EXAMPLE,
+            pip_requirements=requirements(),
+        )
 
 
 def load_pyfunc(model_uri: str):
@@ -126,7 +133,12 @@ def artifact_location(model_uri: str) -> str:
 def classify_with(model_uri: str, penguin: Penguin) -> tuple[str, dict[str, float]]:
     """``predict.predict``'s answer from a logged or registered model (configure MLflow first)."""
     model, spec = load_pyfunc(model_uri)
-    row = model.predict(penguin.frame()).iloc[0]
+    try:
+        row = model.predict(penguin.frame()).iloc[0]
+    except MlflowException as error:  # the model's own ModelInputError, or MLflow's schema check
+        if error.error_code != "INVALID_PARAMETER_VALUE":
+            raise
+        raise PenguinInputError(error.message) from None
     return row["species"], {s: float(row[probability_column(s)]) for s in spec["species"]}
 
 
