@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 from pathlib import Path
 
 import mlflow
@@ -18,6 +19,8 @@ from penguin_classifier import tracking
 from penguin_classifier.errors import PenguinInputError
 from penguin_classifier.layout import MANIFEST, STAGES, Lab, handover
 from test_foreign_files import fingerprint, refused
+
+from penguins.cli import main
 
 DIGEST = "0" * 64
 
@@ -88,6 +91,7 @@ def test_a_scoring_record_naming_a_path_outside_its_folder_is_refused(tmp_lab, v
 BAD_RECORDS = [
     (lambda r: [r], "not a JSON object"),
     (lambda r: {**r, "stage": 1}, "stage is not a name"),
+    (lambda r: {**r, "stage": "01_ingest\nok"}, "stage is not a name"),  # one line, always
     (lambda r: {**r, "pending": "no"}, "pending is not true or false"),
     (lambda r: {**r, "parameters": ["source"]}, "parameters is not an object"),
     (lambda r: {**r, "files": list(r["files"])}, "files is not an object"),
@@ -120,6 +124,16 @@ def test_a_record_of_the_wrong_shape_is_refused_by_readers_and_writers(tmp_path,
     with pytest.raises(PenguinInputError, match=f"^01_ingest will not replace .*: {not_ours}$"):
         handover(lab.folder("raw"), "01_ingest").__enter__()
     assert fingerprint(tmp_path) == before
+
+
+def test_a_record_nested_too_deep_for_python_is_unreadable(tmp_path):
+    folder = tmp_path / "raw"
+    folder.mkdir()
+    (folder / MANIFEST).write_text("[" * 100_000 + "]" * 100_000)  # RecursionError in json
+    with pytest.raises(PenguinInputError, match=r"_manifest\.json is unreadable: run 01_ingest"):
+        Lab(tmp_path).require("raw")
+    with pytest.raises(PenguinInputError, match=r"not replace .*_manifest\.json is unreadable$"):
+        handover(folder, "01_ingest").__enter__()
 
 
 def test_a_file_taken_out_of_its_record_is_refused_by_readers(tmp_lab, record, capsys):
@@ -195,3 +209,35 @@ def test_the_workspace_store_is_kept_as_recorded(tmp_lab, record, monkeypatch):
     finally:  # the session's store again, for the tests after this one
         mlflow.set_tracking_uri(record["tracking_uri"])
         mlflow.set_registry_uri(record["registry_uri"])
+
+
+def test_a_store_copied_with_its_lab_keeps_its_artifacts_to_itself(
+    tmp_lab, local_disk, mlflow_store, capsys, monkeypatch
+):
+    # A lab folder copied with the store beside it: the copied store's experiment still keeps
+    # its artifacts in the original's folder. On 7eca39d 04_train logged its model there.
+    variables = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "DATABRICKS_RUNTIME_VERSION")
+    for name in variables:
+        monkeypatch.delenv(name, raising=False)
+    original = local_disk / "original"
+    try:
+        tracking.configure(Lab(original / "lab"))  # a store and its experiment, beside a lab
+        for name in variables:  # MLflow 3's set_tracking_uri sets them
+            monkeypatch.delenv(name, raising=False)
+        store = local_disk / "mlruns"
+        shutil.copytree(original / "mlruns", store)
+        lab = Lab(local_disk / "lab")
+        shutil.copytree(tmp_lab.root, lab.root)
+        before = fingerprint(original)
+        assert main(["run", "--only", "train", "--epochs", "1", "--lab-dir", str(lab.root)]) == 2
+        # The last line: MLflow logs its own lines as it opens the copied store.
+        assert capsys.readouterr().err.splitlines(keepends=True)[-1] == (
+            f"penguins run: train: MLflow store {store / 'mlflow.db'}: experiment "
+            f"penguin_classifier keeps its artifacts in {(original / 'mlruns/artifacts').as_uri()}"
+            f", outside {store} (was the store copied or moved?): move {store} away to start a "
+            "new store\n"
+        )
+        assert fingerprint(original) == before
+    finally:  # the session's store again, for the tests after this one
+        mlflow.set_tracking_uri(mlflow_store)
+        mlflow.set_registry_uri(mlflow_store)

@@ -70,7 +70,7 @@ def record_problem(record) -> str | None:
     nothing does."""
     if not isinstance(record, dict):
         return "not a JSON object"
-    if not isinstance(record.get("stage"), str) or not record["stage"]:
+    if not (isinstance(record.get("stage"), str) and re.fullmatch(r"\w+", record["stage"])):
         return "stage is not a name"
     pending = record.get("pending", False)
     if not isinstance(pending, bool):
@@ -112,7 +112,7 @@ def read_record(folder: Path) -> dict | None:
         return None
     try:
         record = json.loads(path.read_text())
-    except ValueError:  # UnicodeDecodeError too
+    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
         raise PenguinInputError(f"{path} is unreadable") from None
     problem = record_problem(record)
     if problem:
@@ -128,14 +128,9 @@ def links(folder: Path) -> list[str]:
 
 def unlisted(folder: Path, record: dict) -> list[str]:
     """The files below ``folder`` that its record does not list (the record aside)."""
-    listed = record.get("files") or {}
-    return [
-        name
-        for p in sorted(folder.rglob("*"))
-        if p.is_file()
-        and p.name != MANIFEST
-        and (name := p.relative_to(folder).as_posix()) not in listed
-    ]
+    files = [p for p in sorted(folder.rglob("*")) if p.is_file() and p.name != MANIFEST]
+    names = [p.relative_to(folder).as_posix() for p in files]
+    return [name for name in names if name not in (record.get("files") or {})]
 
 
 def verify(folder: Path, stage: str) -> str:

@@ -12,7 +12,10 @@ Where runs go (:func:`configure`):
 * locally: a SQLite store **next to** the lab folder, ``<lab_dir>/../mlruns/mlflow.db``, with the
   artifacts beside it in ``mlruns/artifacts/``. Not inside the lab folder: on Databricks that
   is a Unity Catalog volume, and SQLite needs random writes, in-place updates and locks that a
-  volume does not offer; the local lab folder keeps the volume's rules.
+  volume does not offer; the local lab folder keeps the volume's rules. A lab folder copied or
+  moved away from its store does not write into the original's: :func:`reopen` refuses a
+  record naming another store, :func:`configure` a store whose experiment keeps its artifacts
+  elsewhere.
 
 A stage's run (:func:`start_run`) carries the tag ``job_run_id``: the Databricks job run
 (``{{job.run_id}}``, passed by the bundle) or a local id, so all runs of one job run are found
@@ -30,6 +33,8 @@ import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from urllib.parse import urlparse
+from urllib.request import url2pathname
 
 import mlflow
 from mlflow.entities import Metric
@@ -111,12 +116,29 @@ def configure(lab: Lab, experiment: str | None = MODEL_NAME) -> Tracking:
     mlflow.set_tracking_uri(tracking_uri)
     mlflow.set_registry_uri(registry_uri)
     if experiment:
-        if database and not mlflow.get_experiment_by_name(experiment):
+        found = mlflow.get_experiment_by_name(experiment) if database else None
+        if database and not found:
             # Artifacts beside the database, not in MLflow's default: ./mlruns of the cwd.
             artifacts = (database.parent / "artifacts").as_uri()
             mlflow.create_experiment(experiment, artifact_location=artifacts)
+        elif found and database.parent == local_store(lab) and not beside(found, database):
+            # A store copied or moved with its lab keeps the original's artifact folder.
+            raise PenguinInputError(
+                f"MLflow store {database}: experiment {experiment} keeps its artifacts in "
+                f"{found.artifact_location}, outside {database.parent} (was the store copied or "
+                f"moved?): move {database.parent} away to start a new store"
+            )
         mlflow.set_experiment(experiment)
     return Tracking(tracking_uri, registry_uri, experiment or "")
+
+
+def beside(experiment, database: Path) -> bool:
+    """Whether ``experiment`` keeps its artifacts in ``database``'s folder (or not on this
+    machine's disk)."""
+    location = urlparse(experiment.artifact_location)
+    if location.scheme not in ("", "file"):
+        return True
+    return Path(url2pathname(location.path)).resolve().is_relative_to(database.parent.resolve())
 
 
 def open_store(tracking_uri: str, database: Path) -> None:
@@ -213,7 +235,7 @@ def reopen(lab: Lab, folder: str) -> dict:
     again = f"run {STAGES[folder]} again"
     try:
         record = read_json(path)
-    except ValueError:
+    except (ValueError, RecursionError):
         record = None
     uris = (
         [record.get(key) for key in ("tracking_uri", "registry_uri")]
