@@ -5,7 +5,7 @@ Each stage owns one folder of the lab folder and commits it with a record writte
     lab_dir/raw/penguins.csv                                   01_ingest
     lab_dir/prepared/train.parquet/, test.parquet/,
                      features.json                             02_prepare
-    lab_dir/model/config.json, initial.pt                      03_model
+    lab_dir/model/config.json, network.pt, initial.pt          03_model
     lab_dir/trained/penguin_classifier.pt, history.json        04_train
     lab_dir/evaluation/loss.png, confusion_matrix.png,
                        evaluation.json                         05_evaluate
