@@ -140,6 +140,8 @@ observed = predictions.observe(
 # DBTITLE 1,Write the predictions (the output folder is replaced only now)
 from penguin_classifier.layout import Handover
 
+# One row first: the model scores in Spark's Python workers before the last output goes.
+rows.where(complete).limit(1).select(predict(*INPUTS)).collect()
 handover = Handover(
     output, "07_score", {"input": source, "model": model_uri}, writes=("predictions.parquet",)
 )
