@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import errno
 import json
+import shlex
+import shutil
 import sys
+import sysconfig
 import time
+from pathlib import Path
 
 from penguin_classifier.errors import PenguinInputError, PenguinRunError
 
@@ -29,7 +33,7 @@ PATH_ERRORS = {
 def cmd_run(args) -> int:
     from penguin_classifier.layout import Lab, read_json
 
-    from .jobs import local_tasks, only_tasks
+    from .jobs import from_tasks, local_tasks, only_tasks, rerun_keys
     from .runner import run_tasks
 
     variables = dict(args.var)
@@ -41,11 +45,19 @@ def cmd_run(args) -> int:
         if value is not None:
             overrides[name] = str(value)
     start = time.perf_counter()
-    tasks = local_tasks(variables, args.target, parameters, job=args.job)
+    job = local_tasks(variables, args.target, parameters, job=args.job)
+    tasks = job
     if args.only:
-        tasks = only_tasks(tasks, args.only)
+        tasks = only_tasks(job, args.only)
+    if args.start:
+        tasks = from_tasks(job, args.start)
     print(f"{args.job} tasks (databricks.yml): " + " -> ".join(t.key for t in tasks))
-    results = run_tasks(tasks, overrides)
+
+    def rerun(failed: str, notebook: str) -> str | None:
+        keys = rerun_keys(job, tasks, failed, notebook)
+        return rerun_command(args, keys, [t.key for t in job]) if keys else None
+
+    results = run_tasks(tasks, overrides, rerun=rerun)
     print("\n===== summary =====")
     for result in results:
         print(f"{result.key:<12} {result.seconds:6.1f} s")
@@ -68,6 +80,36 @@ def cmd_run(args) -> int:
     if ran & {"train", "evaluate", "distribute"} and lab.mlflow_record.exists():
         print_tracking(read_json(lab.mlflow_record))
     return 0
+
+
+def program(name: str) -> str:
+    """How to start this environment's command ``name`` from here, as a user types it: its name
+    where PATH finds this one (an activated .venv), else its path (``.venv/bin/penguins``
+    under the project, where ``make`` puts it)."""
+    path = Path(sysconfig.get_path("scripts")) / name
+    found = shutil.which(name)
+    if not path.is_file() or (found and Path(found).resolve() == path.resolve()):
+        return name
+    return str(path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path)
+
+
+def run_options(args) -> list[str]:
+    """The options of this ``penguins run`` but the tasks it runs (``--only``, ``--from``)."""
+    options = [] if args.job == "penguin_training" else ["--job", args.job]
+    for option, value in (("--lab-dir", args.lab_dir), ("--source", args.source)):
+        options += [option, value] if value is not None else []
+    options += [x for name, value in args.var for x in ("--var", f"{name}={value}")]
+    options += [] if args.target == "dev" else ["--target", args.target]
+    for option, value in (("--epochs", args.epochs), ("--seed", args.seed)):
+        options += [option, str(value)] if value is not None else []
+    return options + [x for name, value in args.param for x in ("--param", f"{name}={value}")]
+
+
+def rerun_command(args, keys: list[str], job: list[str]) -> str:
+    """This ``penguins run`` for the tasks ``keys`` of the job's tasks ``job``: ``--from
+    <first>`` when they are the first and every later task, else ``--only <keys>``."""
+    tasks = ["--from", keys[0]] if keys == job[job.index(keys[0]) :] else ["--only", ",".join(keys)]
+    return shlex.join([program("penguins"), "run", *run_options(args), *tasks])
 
 
 def did_not_learn(evaluation: dict) -> str | None:
@@ -96,7 +138,8 @@ def print_tracking(record: dict) -> None:
         alias = f" (@{record['alias']})" if record["alias"] else " (no alias: below min_accuracy)"
         print(f"registered model: {record['registered_model']} version {record['version']}{alias}")
     if record["tracking_uri"].startswith("sqlite:"):
-        print(f"browse them: mlflow ui --backend-store-uri {record['tracking_uri']}")
+        uri = shlex.quote(record["tracking_uri"])
+        print(f"browse them: {program('mlflow')} ui --backend-store-uri {uri}")
 
 
 def cmd_predict(args) -> int:
@@ -268,11 +311,18 @@ def build_parser() -> OneLineParser:
         help="job of databricks.yml: penguin_training (default) or penguin_scoring",
     )
     run.add_argument("--lab-dir", help="lab folder (default: ./lab)")
-    run.add_argument(
+    tasks = run.add_mutually_exclusive_group()
+    tasks.add_argument(
         "--only",
         type=comma_list,
         metavar="STAGE[,STAGE]",
         help="run only these tasks of the job, in its order, e.g. --only prepare,model",
+    )
+    tasks.add_argument(
+        "--from",
+        dest="start",
+        metavar="STAGE",
+        help="run this task and every later task of the job, in its order, e.g. --from model",
     )
     run.add_argument("--source", help="source CSV: path or http(s) URL (default: shipped data)")
     run.add_argument(

@@ -72,3 +72,25 @@ def only_tasks(tasks: list[Task], names: list[str]) -> list[Task]:
             f"--only {','.join(unknown)}: not a task of the job (tasks: {', '.join(known)})"
         )
     return [task for task in tasks if task.key in names]
+
+
+def from_tasks(tasks: list[Task], key: str) -> list[Task]:
+    """The task ``--from`` names and every later task of the job, in its order."""
+    known = [task.key for task in tasks]
+    if key not in known:
+        raise PenguinInputError(f"--from {key}: not a task of the job (tasks: {', '.join(known)})")
+    return tasks[known.index(key) :]
+
+
+def rerun_keys(tasks: list[Task], ran: list[Task], failed: str, notebook: str) -> list[str]:
+    """The tasks to run when task ``failed`` of the job's ``tasks`` refused the folder that
+    ``notebook`` (``03_model``) commits as missing or stale: that notebook's task and every task
+    up to ``failed``, then the tasks of this run (``ran``) after it, in the job's order. Empty
+    when no task of the job before ``failed`` runs ``notebook``."""
+    keys = [task.key for task in tasks]
+    stems = [task.notebook.stem for task in tasks]
+    end = keys.index(failed)
+    if notebook not in stems[: end + 1]:
+        return []
+    later = [task.key for task in ran if keys.index(task.key) > end]
+    return keys[stems.index(notebook) : end + 1] + later

@@ -7,7 +7,9 @@ Each notebook runs as Databricks would run it as a job task: its globals hold ``
 from __future__ import annotations
 
 import ast
+import re
 import time
+from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -112,19 +114,42 @@ def run_notebook(
     return dbutils
 
 
-def run_tasks(tasks: list[Task], overrides: dict[str, str], spark=None, log=print):
+# A stage that refuses a missing or stale input folder ends its message with the notebooks to
+# run, first the one that commits that folder: "...: run 03_model, 04_train again" or "...: run
+# 02_prepare first" (records.run_again).
+NOTEBOOKS_TO_RUN = re.compile(r": run (\d\d_\w+)[^:]*$")
+
+# ``rerun(failed_task_key, notebook)``: the command that runs that notebook's task again, and
+# what has to follow it; None if there is none.
+Rerun = Callable[[str, str], str | None]
+
+
+def run_tasks(
+    tasks: list[Task], overrides: dict[str, str], spark=None, log=print, rerun: Rerun | None = None
+):
     """Run ``tasks`` in order, holding their lab folder; ``overrides`` replace each task's
-    parameter of the same name."""
+    parameter of the same name. A refusal that names the notebooks to run ends with
+    ``run: <command>`` instead, the command ``rerun`` gives (:func:`with_command`)."""
     check_overrides(tasks, overrides)
     spark = spark or LazySpark()
     labs = {values["lab_dir"] for t in tasks if "lab_dir" in (values := {**t.params, **overrides})}
     with ExitStack() as held:
         for lab_dir in sorted(labs):
             held.enter_context(taken(Lab(lab_dir)))  # one run a lab folder
-        return run_in_order(tasks, overrides, spark, log)
+        return run_in_order(tasks, overrides, spark, log, rerun)
 
 
-def run_in_order(tasks: list[Task], overrides: dict[str, str], spark, log) -> list[TaskResult]:
+def with_command(message: str, key: str, rerun: Rerun | None) -> str:
+    """``message`` (task ``key``'s refusal) with its ending ``run <notebook>[, ...] again|first``
+    replaced by ``run: <command>``, the command ``rerun(key, notebook)`` gives, if any."""
+    named = NOTEBOOKS_TO_RUN.search(message)
+    command = rerun(key, named[1]) if named and rerun else None
+    return f"{message[: named.start()]}: run: {command}" if command else message
+
+
+def run_in_order(
+    tasks: list[Task], overrides: dict[str, str], spark, log, rerun: Rerun | None = None
+) -> list[TaskResult]:
     results = []
     for task in tasks:
         log(f"\n===== {task.key}: {task.notebook.name} =====")
@@ -132,7 +157,9 @@ def run_in_order(tasks: list[Task], overrides: dict[str, str], spark, log) -> li
         try:
             dbutils = run_notebook(task.notebook, {**task.params, **overrides}, spark, cells)
         except PenguinInputError as err:
-            raise PenguinInputError(f"{task.key}: {err}") from None
+            raise PenguinInputError(
+                f"{task.key}: {with_command(str(err), task.key, rerun)}"
+            ) from None
         except PenguinRunError as err:
             raise PenguinRunError(f"{task.key}: {err}") from None
         seconds = time.perf_counter() - start

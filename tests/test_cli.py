@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
+import shutil
 import subprocess
 import sys
 
@@ -12,8 +14,8 @@ from penguin_classifier.errors import PenguinInputError
 from penguin_classifier.layout import Lab, read_json
 from penguin_classifier.runtime import project_root
 
-from penguins.cli import main
-from penguins.jobs import local_tasks, only_tasks
+from penguins.cli import main, print_tracking, program
+from penguins.jobs import from_tasks, local_tasks, only_tasks
 
 PREDICT = ["--culmen-length", "50.4", "--culmen-depth", "15.3", "--flipper-length", "200"]
 STAGES = "ingest, prepare, model, train, evaluate, distribute, serve"
@@ -115,6 +117,12 @@ def test_only_keeps_the_jobs_order():
     assert [t.key for t in only_tasks(local_tasks(), ["train", "ingest"])] == ["ingest", "train"]
 
 
+def test_from_runs_a_task_and_every_later_one_in_the_jobs_order():
+    # The training job's order (databricks.yml): ingest, prepare, model, train, evaluate, ...
+    tasks = from_tasks(local_tasks(), "model")
+    assert [t.key for t in tasks] == ["model", "train", "evaluate", "distribute", "serve"]
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -126,6 +134,11 @@ def test_only_keeps_the_jobs_order():
         (
             ["--only", "ingest,nope"],
             f"penguins run: --only nope: not a task of the job (tasks: {STAGES})",
+        ),
+        (["--from", "nope"], f"penguins run: --from nope: not a task of the job (tasks: {STAGES})"),
+        (
+            ["--from", "model", "--only", "model"],
+            "penguins run: argument --only: not allowed with argument --from",
         ),
         (["--param", "epochz=3"], "penguins run: no stage has a parameter named epochz"),
         (["--param", "epochs"], "penguins run: argument --param: 'epochs': expected NAME=VALUE"),
@@ -190,7 +203,34 @@ def test_only_a_later_stage_names_the_stage_to_run_first(tmp_path, capsys):
     status, err = penguins(capsys, "run", "--only", "evaluate", "--lab-dir", str(tmp_path))
     assert status == 2
     assert err.startswith("penguins run: evaluate: ")
-    assert err.endswith(": run 02_prepare first\n")
+    # prepared/ is missing: prepare and every task up to evaluate, one command to paste.
+    rerun = (
+        f"run: {program('penguins')} run --lab-dir {tmp_path} --only prepare,model,train,evaluate"
+    )
+    assert err.endswith(f"(no _manifest.json): {rerun}\n")
+
+
+@pytest.mark.parametrize("on_path", [True, False])
+def test_the_commands_printed_run_as_printed(monkeypatch, tmp_path, capsys, on_path):
+    # make puts penguins and mlflow in .venv/bin, not on PATH: printed by name only where PATH
+    # finds this environment's (an activated .venv), else by their path from here.
+    scripts = os.path.dirname(sys.executable)
+    monkeypatch.setenv("PATH", scripts if on_path else str(tmp_path))
+    monkeypatch.chdir(project_root())
+    venv = os.path.relpath(scripts, project_root())  # .venv/bin
+    mlflow = "mlflow" if on_path else f"{venv}/mlflow"
+    assert program("penguins") == ("penguins" if on_path else f"{venv}/penguins")
+    record = {"tracking_uri": "sqlite:////tmp/my runs/mlflow.db", "experiment": "x"}
+    record |= {"train_run_id": None, "distribute_run_id": None, "version": None}
+    print_tracking(record)
+    last = capsys.readouterr().out.splitlines()[-1]
+    assert (
+        last == f"browse them: {mlflow} ui --backend-store-uri 'sqlite:////tmp/my runs/mlflow.db'"
+    )
+    # As printed, from here: the shell finds the program and the URI is one argument.
+    words = shlex.split(last.removeprefix("browse them: "))
+    assert shutil.which(words[0]) and words[1:3] == ["ui", "--backend-store-uri"]
+    assert words[3:] == ["sqlite:////tmp/my runs/mlflow.db"]
 
 
 def test_bench_reports_medians_of_the_loops_and_the_floor(lab, tmp_lab, capsys, monkeypatch):

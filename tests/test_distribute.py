@@ -28,7 +28,7 @@ from penguin_classifier.launchers import Launch, check_num_processes, choose_lau
 from penguin_classifier.layout import Lab, read_json
 from penguin_classifier.runtime import LazySpark, project_root
 
-from penguins.cli import main
+from penguins.cli import main, program
 from penguins.jobs import local_tasks, only_tasks
 from penguins.runner import notebook_cells, run_notebook, run_tasks
 
@@ -303,7 +303,8 @@ def test_bad_parameters_are_refused_before_distributed_is_touched(tmp_lab, capsy
 def test_the_stage_needs_the_evaluation_first(tmp_lab, capsys):
     tmp_lab.evaluation.unlink()
     args = ["run", "--only", "distribute", "--lab-dir", str(tmp_lab.root)]
-    message = f"{tmp_lab.evaluation} is missing: run 05_evaluate again"
+    rerun = f"{program('penguins')} run --lab-dir {tmp_lab.root} --only evaluate,distribute"
+    message = f"{tmp_lab.evaluation} is missing: run: {rerun}"
     assert penguins(capsys, *args) == (2, f"penguins run: distribute: {message}\n")
 
 

@@ -8,13 +8,17 @@ renamed, linked, appended to or updated in place.
 from __future__ import annotations
 
 import json
+import re
+import shlex
+import shutil
 
 import mlflow
 import pytest
 from penguin_classifier.errors import PenguinInputError
 from penguin_classifier.layout import MANIFEST, STAGES, Lab, handover
+from penguin_classifier.records import run_again
 
-from penguins.cli import main
+from penguins.cli import main, program
 
 PREDICT = ["--island", "Dream", "--culmen-length", "50.4", "--culmen-depth", "15.3"]
 PREDICT += ["--flipper-length", "200", "--body-mass", "5000"]
@@ -55,12 +59,13 @@ def test_each_file_truncated_or_deleted_is_refused_with_the_stage_to_run(tmp_lab
                 path.unlink()
             else:
                 path.write_bytes(content)
-            with pytest.raises(PenguinInputError, match=f"{problem}: run {stage} again$"):
+            again = re.escape(run_again(stage))
+            with pytest.raises(PenguinInputError, match=f"{problem}: {again}$"):
                 tmp_lab.require(folder)
             if folder in needed_by_predict:
                 assert main(["predict", "--lab-dir", str(tmp_lab.root), *PREDICT]) == 2
                 err = capsys.readouterr().err
-                assert err.count("\n") == 1 and f"run {stage} again" in err
+                assert err.count("\n") == 1 and err.endswith(f": {run_again(stage)}\n")
             path.write_bytes(original)
         tmp_lab.require(folder)  # whole again
 
@@ -100,20 +105,55 @@ def test_a_hand_over_built_from_an_older_input_is_refused(tmp_lab, record, capsy
     assert main(["run", "--only", "prepare", "--seed", "7", *lab_dir]) == 0
     capsys.readouterr()
     # model/ and trained/ were built from the split 02_prepare has just replaced: evaluating
-    # them would score a model on rows it trained on, and register it. The first stage of the
-    # chain to run again is named.
+    # them would score a model on rows it trained on, and register it. The whole chain to run
+    # again is named, as the command to paste: from model (its folder is stale) to evaluate.
     assert main(["run", "--only", "evaluate", *lab_dir]) == 2
     err = capsys.readouterr().err
     assert err == (
         f"penguins run: evaluate: {tmp_lab.folder('model')} was built from an older "
-        f"{tmp_lab.folder('prepared')}: run 03_model again\n"
+        f"{tmp_lab.folder('prepared')}: run: {program('penguins')} run --lab-dir "
+        f"{tmp_lab.root} --only model,train,evaluate\n"
     )
     assert len(client.search_model_versions(f"name = '{record['registered_model']}'")) == versions
     with pytest.raises(
-        PenguinInputError, match="trained was built from an older .*prepared: run 04"
+        PenguinInputError,
+        match="trained was built from an older .*prepared: run 04_train, 05_evaluate, 06_dis",
     ):
         tmp_lab.require("trained")
     # Running the chain again clears it (not evaluate: it would register a new champion in the
     # session's registry, which other tests read).
     assert main(["run", "--only", "model,train", "--epochs", "3", *lab_dir]) == 0
     tmp_lab.require("prepared", "model", "trained")
+
+
+@pytest.mark.parametrize(
+    ("stage", "notebooks"),
+    [
+        # Each stage records the commit of the one before it: all after it are stale too.
+        ("01_ingest", "01_ingest, 02_prepare, 03_model, 04_train, 05_evaluate, 06_distribute"),
+        ("03_model", "03_model, 04_train, 05_evaluate, 06_distribute"),
+        ("06_distribute", "06_distribute"),
+    ],
+)
+def test_a_stale_or_damaged_folder_names_every_notebook_to_run_again(stage, notebooks):
+    # On Databricks, with no penguins command, the notebooks in order, all at once.
+    assert run_again(stage) == f"run {notebooks} again"
+
+
+def test_the_command_a_stale_input_names_runs_the_chain(tmp_lab, capsys):
+    lab_dir = ["--lab-dir", str(tmp_lab.root)]
+    assert main(["run", "--only", "ingest", *lab_dir]) == 0  # raw/ committed again
+    capsys.readouterr()
+    assert main(["run", "--only", "model", *lab_dir]) == 2
+    err = capsys.readouterr().err
+    # prepared/ was built from the old raw/: prepare, then model, in one command.
+    command = f"{program('penguins')} run --lab-dir {tmp_lab.root} --only prepare,model"
+    assert err == (
+        f"penguins run: model: {tmp_lab.folder('prepared')} was built from an older "
+        f"{tmp_lab.folder('raw')}: run: {command}\n"
+    )
+    # Pasted as printed: the program is there, and the command runs the chain.
+    words = shlex.split(command)
+    assert shutil.which(words[0])
+    assert main(words[1:]) == 0
+    tmp_lab.require("raw", "prepared", "model")

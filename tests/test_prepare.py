@@ -10,7 +10,7 @@ from penguin_classifier.features import FEATURES
 from penguin_classifier.layout import Lab, read_json
 from penguin_classifier.runtime import project_root, shipped_data
 
-from penguins.cli import main
+from penguins.cli import main, program
 from penguins.runner import run_notebook
 
 DATA = shipped_data()
@@ -132,7 +132,10 @@ def test_prepare_without_raw_data_says_to_ingest_first(tmp_path, capsys):
     raw = lab.folder("raw")
     assert (status, err) == (
         2,
-        [f"penguins run: prepare: {raw} is not committed (no _manifest.json): run 01_ingest first"],
+        [
+            f"penguins run: prepare: {raw} is not committed (no _manifest.json): run: "
+            f"{program('penguins')} run --lab-dir {lab.root} --only ingest,prepare"
+        ],
     )
     assert not lab.folder("prepared").exists()
 

@@ -18,9 +18,10 @@ import pytest
 from penguin_classifier import tracking
 from penguin_classifier.errors import PenguinInputError
 from penguin_classifier.layout import MANIFEST, STAGES, Lab, handover
+from penguin_classifier.records import run_again
 from test_foreign_files import fingerprint, refused
 
-from penguins.cli import main
+from penguins.cli import main, program
 
 DIGEST = "0" * 64
 
@@ -66,7 +67,8 @@ def test_a_record_naming_a_path_outside_its_folder_is_refused(tmp_lab, victim, c
     # A reader refuses it too: 02_prepare reads raw/.
     err = refused(capsys, "run", "--only", "prepare", "--lab-dir", str(tmp_lab.root))
     assert err.startswith(f"penguins run: prepare: {path} is not a record of this project")
-    assert err.endswith("inside its folder): run 01_ingest again\n")
+    rerun = f"run: {program('penguins')} run --lab-dir {tmp_lab.root} --only ingest,prepare"
+    assert err.endswith(f"inside its folder): {rerun}\n")
     assert fingerprint(tmp_lab.root.parent) == before
 
 
@@ -119,7 +121,8 @@ def test_a_record_of_the_wrong_shape_is_refused_by_readers_and_writers(tmp_path,
     rewrite(path, change(json.loads(path.read_text())))
     before = fingerprint(tmp_path)
     not_ours = f"{path} is not a record of this project \\(.*{problem}.*\\)"
-    with pytest.raises(PenguinInputError, match=f"^{not_ours}: run 01_ingest again$"):
+    again = re.escape(run_again("01_ingest"))
+    with pytest.raises(PenguinInputError, match=f"^{not_ours}: {again}$"):
         lab.require("raw")
     with pytest.raises(PenguinInputError, match=f"^01_ingest will not replace .*: {not_ours}$"):
         handover(lab.folder("raw"), "01_ingest").__enter__()
@@ -149,14 +152,16 @@ def test_a_file_taken_out_of_its_record_is_refused_by_readers(tmp_lab, record, c
     lab_dir = ["--lab-dir", str(tmp_lab.root)]
     err = refused(capsys, "run", "--only", "evaluate", *lab_dir)
     expected = (
-        f"{tmp_lab.folder('trained')} holds files 04_train did not commit "
-        f"({tmp_lab.weights.name}): run 04_train again\n"
+        f"{tmp_lab.folder('trained')} holds files 04_train did not commit ({tmp_lab.weights.name})"
     )
-    assert err == f"penguins run: evaluate: {expected}"
+    rerun = f"{program('penguins')} run --lab-dir {tmp_lab.root} --only train,evaluate"
+    assert err == f"penguins run: evaluate: {expected}: run: {rerun}\n"
     assert versions(record) == registered
     predict = ["--island", "Dream", "--culmen-length", "50.4", "--culmen-depth", "15.3"]
     predict += ["--flipper-length", "200", "--body-mass", "5000"]
-    assert refused(capsys, "predict", *lab_dir, *predict) == f"penguins predict: {expected}"
+    assert refused(capsys, "predict", *lab_dir, *predict) == (
+        f"penguins predict: {expected}: run 04_train, 05_evaluate, 06_distribute again\n"
+    )
 
 
 @pytest.mark.parametrize("folder", list(STAGES))
@@ -165,7 +170,7 @@ def test_a_file_added_to_a_committed_folder_is_refused(tmp_lab, folder):
     listed = json.loads((tmp_lab.folder(folder) / MANIFEST).read_text())["files"]
     added = (Path(sorted(listed)[-1]).parent / "part-99999.parquet").as_posix()
     (tmp_lab.folder(folder) / added).write_bytes(b"not committed")
-    again = f"run {STAGES[folder]} again"
+    again = re.escape(run_again(STAGES[folder]))
     with pytest.raises(
         PenguinInputError, match=f"did not commit \\({re.escape(added)}\\): {again}$"
     ):
@@ -187,7 +192,8 @@ def test_a_copied_lab_does_not_log_into_the_original_labs_store(
     assert err == (
         f"penguins run: evaluate: {tmp_lab.folder('trained') / tracking.MLFLOW_JSON} names the "
         f"MLflow store {record['tracking_uri']}; this lab's runs go to {own} (was the lab "
-        "folder copied or moved?): run 04_train again\n"
+        f"folder copied or moved?): run: {program('penguins')} run --lab-dir {tmp_lab.root} "
+        "--only train,evaluate\n"
     )
     assert versions(record) == registered
     with pytest.raises(PenguinInputError, match="names the MLflow store .*: run 04_train again"):

@@ -13,7 +13,7 @@ from penguin_classifier.train import load_split
 from torch import nn
 
 from penguins.bench import lab_loop, lab_test
-from penguins.cli import main
+from penguins.cli import main, program
 from penguins.runner import run_notebook
 
 NOTEBOOK = project_root() / "notebooks" / "04_train.py"
@@ -115,7 +115,9 @@ def test_train_without_model_says_which_stage_to_run(tmp_lab, capsys):
     tmp_lab.initial_weights.unlink()
     status, err = run_train(capsys, tmp_lab, "epochs=1")
     assert status == 2
-    assert err == f"penguins run: train: {tmp_lab.initial_weights} is missing: run 03_model again\n"
+    rerun = f"{program('penguins')} run --lab-dir {tmp_lab.root} --param epochs=1"
+    rerun += " --only model,train"
+    assert err == f"penguins run: train: {tmp_lab.initial_weights} is missing: run: {rerun}\n"
 
 
 def test_failed_training_leaves_no_weights_a_later_stage_would_use(tmp_lab, spark, monkeypatch):

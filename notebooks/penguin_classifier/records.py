@@ -136,8 +136,9 @@ def unlisted(folder: Path, record: dict) -> list[str]:
 def verify(folder: Path, stage: str) -> str:
     """The digest of the folder's record, once the record is ``stage``'s, the folder holds every
     file it lists, whole and unchanged, and nothing else, and every folder it was built from is
-    still the one it read."""
-    again = f"run {stage} again"
+    still the one it read. Refusals end with what to run (:func:`run_again`, or ``run <stage>
+    first``)."""
+    again = run_again(stage)
     try:
         manifest = read_record(folder)
     except PenguinInputError as error:
@@ -179,6 +180,16 @@ def verify(folder: Path, stage: str) -> str:
                 f"{folder} was built from an older {folder.parent / name}: {again}"
             )
     return sha256(folder / MANIFEST)
+
+
+def run_again(stage: str) -> str:
+    """What to run when ``stage``'s commit is damaged or stale: it and every stage after it, in
+    the lab's order, since each records the commit of the one before it, so that all of them are
+    named at once (``run 03_model, 04_train, 05_evaluate, 06_distribute again``). ``penguins
+    run`` turns this ending into the command to paste (penguins/runner.py)."""
+    order = list(dict.fromkeys(STAGES.values()))
+    chain = order[order.index(stage) :] if stage in order else [stage]
+    return f"run {', '.join(chain)} again"
 
 
 # metrics/ is committed again by each tracked stage; any other folder by its own stage.
