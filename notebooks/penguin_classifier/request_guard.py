@@ -164,12 +164,15 @@ def refusal(status: int, message: str):
 
 
 def guard_flask(app, max_body_bytes: int, body_seconds: float):
-    """MLflow 2's Flask ``app`` with the same checks: Flask's own body limit (werkzeug counts a
-    chunked body as it reads it), error handlers and a hook before MLflow's view. A body read
-    that times out (werkzeug's socket timeout, ``body_seconds``) raises TimeoutError."""
+    """MLflow 2's Flask ``app`` with the same checks: Flask's own body limit, error handlers and
+    a hook before MLflow's view. A body read that times out (werkzeug's socket timeout,
+    ``body_seconds``) raises werkzeug's ClientDisconnected (a 400) from a TimeoutError."""
     import flask
+    from werkzeug.exceptions import ClientDisconnected
 
-    app.config["MAX_CONTENT_LENGTH"] = max_body_bytes
+    # werkzeug refuses a Content-Length over the limit, but reads a chunked body up to it and
+    # stops there without a word: a byte more than the limit read says the body is over it.
+    app.config["MAX_CONTENT_LENGTH"] = max_body_bytes + 1
 
     def refuse(status: int, message: str):
         return flask.jsonify(error(message)), status, CLOSE if status in (408, 413) else {}
@@ -177,15 +180,22 @@ def guard_flask(app, max_body_bytes: int, body_seconds: float):
     def large(_):
         return refuse(413, too_large(flask.request.content_length, max_body_bytes))
 
+    def cut_off(error):
+        timed_out = isinstance(error.__context__, TimeoutError)
+        return refuse(408, too_slow(body_seconds)) if timed_out else error
+
     app.register_error_handler(413, large)
-    app.register_error_handler(TimeoutError, lambda _: refuse(408, too_slow(body_seconds)))
+    app.register_error_handler(ClientDisconnected, cut_off)
     app.register_error_handler(RecursionError, lambda _: refuse(400, NESTED))
     app.register_error_handler(UnicodeDecodeError, lambda _: refuse(400, NOT_UTF8))
 
     @app.before_request
     def check():
         if flask.request.method == "POST":
-            problem = request_problem(flask.request.content_type, flask.request.get_data())
+            body = flask.request.get_data()
+            if len(body) > max_body_bytes:
+                return large(None)
+            problem = request_problem(flask.request.content_type, body)
             if problem:
                 return refuse(*problem)
         return None
