@@ -178,6 +178,7 @@ write_json(handover.local / tracking.MLFLOW_JSON, registration.record())
 
 # DBTITLE 1,Commit the hand-over
 handover.commit()
+print(f"loss plot: {lab.loss_plot}\nconfusion matrix: {lab.confusion_plot}")
 tracking.save_record(lab, "evaluation")
 dbutils.jobs.taskValues.set("test_accuracy", accuracy)
 dbutils.jobs.taskValues.set("model_version", registration.version)

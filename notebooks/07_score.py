@@ -166,8 +166,13 @@ print(f"{summary['rows']} rows: {scored_rows} scored ({named}), {incomplete}")
 # DBTITLE 1,Accuracy on the labelled rows
 summary["labelled"] = counted["labelled"]  # scored rows with a label
 summary["accuracy"] = counted["right"] / summary["labelled"] if summary["labelled"] else None
+# The lab's own CSV (the default input) holds the rows 04 trained on: not a held-out figure.
+summary["includes_training_rows"] = source == str(lab.raw)
+rows_checked = f"{summary['labelled']} labelled rows"
+if summary["includes_training_rows"]:
+    rows_checked += " (includes the rows the model trained on: not a held-out figure)"
 if summary["accuracy"] is not None:  # None: no labelled row was scored
-    print(f"accuracy {summary['accuracy']:.4f} on {summary['labelled']} labelled rows")
+    print(f"accuracy {summary['accuracy']:.4f} on {rows_checked}")
 
 # COMMAND ----------
 

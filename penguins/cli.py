@@ -31,7 +31,7 @@ PATH_ERRORS = {
 
 
 def cmd_run(args) -> int:
-    from penguin_classifier.layout import Lab, read_json
+    from penguin_classifier.layout import Lab
 
     from .jobs import from_tasks, local_tasks, only_tasks, rerun_keys
     from .runner import run_tasks
@@ -58,12 +58,21 @@ def cmd_run(args) -> int:
         return rerun_command(args, keys, [t.key for t in job]) if keys else None
 
     results = run_tasks(tasks, overrides, rerun=rerun)
+    print_cell_times(results)
     print("\n===== summary =====")
     for result in results:
         print(f"{result.key:<12} {result.seconds:6.1f} s")
     print(f"{'total':<12} {time.perf_counter() - start:6.1f} s (Spark start-up included)")
+    print_outcome(Lab(overrides.get("lab_dir") or tasks[0].params["lab_dir"]), results)
+    return 0
+
+
+def print_outcome(lab, results) -> None:
+    """What the tasks that ran (``results``) left in ``lab``: accuracies, the new penguin's
+    species, the figures, where MLflow keeps the runs."""
+    from penguin_classifier.layout import read_json
+
     ran = {result.key for result in results}
-    lab = Lab(overrides.get("lab_dir") or tasks[0].params["lab_dir"])
     if "distribute" in ran and lab.distributed_metrics.exists():
         d = read_json(lab.distributed_metrics)
         print(
@@ -75,11 +84,11 @@ def cmd_run(args) -> int:
         new = evaluation["new_penguin"]
         print(f"test accuracy: {evaluation['accuracy']:.4f} on {evaluation['rows']} held-out rows")
         print(f"new penguin {new['input']}: {new['species']}")
+        print(f"figures: {lab.loss_plot}, {lab.confusion_plot}")
         if warning := did_not_learn(evaluation):
             print(warning)
     if ran & {"train", "evaluate", "distribute"} and lab.mlflow_record.exists():
         print_tracking(read_json(lab.mlflow_record))
-    return 0
 
 
 def program(name: str) -> str:
@@ -126,6 +135,15 @@ def did_not_learn(evaluation: dict) -> str | None:
         f"answering the commonest species, {commonest} ({baseline:.4f}): the model did not "
         "learn; check lr and epochs"
     )
+
+
+def print_cell_times(results) -> None:
+    """Every cell's time, by its title, task by task: once, after the last task."""
+    print("\n===== time per cell =====")
+    for result in results:
+        print(f"{result.key} ({result.seconds:.1f} s)")
+        for title, seconds in result.cells:
+            print(f"  {seconds:6.2f} s  {title}")
 
 
 def print_tracking(record: dict) -> None:

@@ -14,7 +14,7 @@ from penguin_classifier.errors import PenguinInputError
 from penguin_classifier.layout import Lab, read_json
 from penguin_classifier.runtime import project_root
 
-from penguins.cli import main, print_tracking, program
+from penguins.cli import main, print_outcome, print_tracking, program
 from penguins.jobs import from_tasks, local_tasks, only_tasks
 
 PREDICT = ["--culmen-length", "50.4", "--culmen-depth", "15.3", "--flipper-length", "200"]
@@ -208,6 +208,19 @@ def test_only_a_later_stage_names_the_stage_to_run_first(tmp_path, capsys):
         f"run: {program('penguins')} run --lab-dir {tmp_path} --only prepare,model,train,evaluate"
     )
     assert err.endswith(f"(no _manifest.json): {rerun}\n")
+
+
+def test_the_end_of_a_run_says_where_the_figures_are(lab_run, capsys):
+    lab, results = lab_run
+    print_outcome(lab, results)
+    printed = capsys.readouterr().out.splitlines()
+    # 05_evaluate's two plots, where it committed them, to open.
+    assert f"figures: {lab.loss_plot}, {lab.confusion_plot}" in printed
+    assert (
+        lab.loss_plot.read_bytes()[:8]
+        == lab.confusion_plot.read_bytes()[:8]
+        == b"\x89PNG\r\n\x1a\n"
+    )
 
 
 @pytest.mark.parametrize("on_path", [True, False])

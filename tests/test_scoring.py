@@ -68,6 +68,7 @@ def test_scoring_writes_predictions_and_counts_incomplete_rows(
         "per_species": {"Adelie": 1, "Gentoo": 1, "Chinstrap": 1},
         "labelled": 3,
         "accuracy": pytest.approx(2 / 3),
+        "includes_training_rows": False,  # not the lab's CSV
         "output": str(predictions),
     }
     table = pd.read_parquet(predictions).sort_values("BodyMass")
@@ -139,7 +140,8 @@ POSITIVE = "is not a positive number up to 3.4e38 (float32)"  # features.MEASURE
 def test_values_the_model_cannot_take_stop_before_scoring(tmp_lab, tmp_path, capsys, row, problem):
     source = write_csv(tmp_path / "in.csv", [*ROWS, row])
     assert refused(capsys, score(tmp_lab, source, tmp_path / "scored")) == (
-        f"penguins run: score: input {source}: 1 row cannot be scored, e.g. {problem}"
+        # The sixth row of the file (record 6, as serving counts): after the 5 of ROWS.
+        f"penguins run: score: input {source}: 1 row cannot be scored; record 6, {problem}"
     )
     assert not (tmp_path / "scored").exists()  # refused before the output was touched
 

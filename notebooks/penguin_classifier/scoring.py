@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 from pyspark.errors import AnalysisException
-from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql.types import DoubleType, StringType, StructField, StructType
 
@@ -93,12 +93,17 @@ def parse(data: DataFrame, spec: dict) -> DataFrame:
 
 
 def check(typed: DataFrame, source: str) -> None:
-    """Refuse, in one line, input with a value the model cannot take (one Spark job)."""
-    problems = typed.agg(F.count("_problem").alias("n"), F.first("_problem", True).alias("first"))
-    found = problems.first()
+    """Refuse, in one line, input with a value the model cannot take (one Spark job), naming
+    the first such row as serving names a request's: ``record 6`` is the input's sixth row."""
+    found = typed.agg(F.count("_problem").alias("n")).first()
     if found["n"]:
+        at = typed.select("_problem", F.monotonically_increasing_id().alias("_at"))  # read order
+        numbered = at.select("_problem", F.row_number().over(Window.orderBy("_at")).alias("n"))
+        first = numbered.where("_problem IS NOT NULL").orderBy("n").first()
         rows = "1 row" if found["n"] == 1 else f"{found['n']} rows"
-        raise PenguinInputError(f"input {source}: {rows} cannot be scored, e.g. {found['first']}")
+        raise PenguinInputError(
+            f"input {source}: {rows} cannot be scored; record {first['n']}, {first['_problem']}"
+        )
 
 
 def model_udf(model):
