@@ -35,5 +35,7 @@ test-mlflow-2.13:
 bench: $(STAMP)
 	$(BIN)/penguins bench
 
+# The MLflow store beside the lab stays: its runs and registered models outlive a lab folder.
 clean:
 	rm -rf lab .pytest_cache
+	@test ! -d mlruns || echo "kept mlruns/ (MLflow: runs, registered models); rm -rf mlruns to remove them too"

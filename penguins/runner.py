@@ -163,9 +163,7 @@ def run_in_order(
         except PenguinRunError as err:
             raise PenguinRunError(f"{task.key}: {err}") from None
         seconds = time.perf_counter() - start
-        log(f"----- {task.key} done in {seconds:.1f} s:")
-        for title, cell_seconds in cells:
-            log(f"  {cell_seconds:6.2f} s  {title}")
+        log(f"----- {task.key} done in {seconds:.1f} s")  # its cells' times: in its TaskResult
         values = dict(dbutils.jobs.taskValues.values)
         results.append(TaskResult(task.key, seconds, values, cells))
     return results

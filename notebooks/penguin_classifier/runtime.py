@@ -60,12 +60,30 @@ def class_sharing(archive: Path) -> str:
     return f"-XX:SharedArchiveFile={archive} -Xlog:cds=off -Xlog:cds+dynamic=off"
 
 
-def local_spark(app_name: str = "penguins", java_options: str | None = None):
-    """A small local SparkSession: 2 cores, no UI, few shuffle partitions, quiet logs; its
-    JVM gets ``java_options``, by default :func:`class_sharing` of :func:`spark_classes`.
+# Local Spark's log: errors only, from the JVM's start (no NativeCodeLoader WARN), without the
+# banner Spark prints when it uses its own defaults ("Using Spark's default log4j profile"). A
+# Python process counts as a shell: Spark gives the root logger the level of its gateway's
+# logger, WARN unless configured, and says so ("Setting default log level to WARN").
+LOG4J2 = """\
+rootLogger.level = error
+logger.gateway.name = org.apache.spark.api.python.PythonGatewayServer
+logger.gateway.level = error
+rootLogger.appenderRef.console.ref = console
+appender.console.type = Console
+appender.console.name = console
+appender.console.target = SYSTEM_ERR
+appender.console.layout.type = PatternLayout
+appender.console.layout.pattern = %d{yy/MM/dd HH:mm:ss} %p %c{1}: %m%n%ex
+"""
 
-    Its warehouse (where a table would go) is a temporary folder, removed when the process
-    ends: never ``./spark-warehouse`` in the current folder.
+
+def local_spark(app_name: str = "penguins", java_options: str | None = None):
+    """A small local SparkSession: 2 cores, no UI, few shuffle partitions, only errors logged
+    (:data:`LOG4J2`); its JVM gets ``java_options`` too, by default :func:`class_sharing` of
+    :func:`spark_classes`.
+
+    Its warehouse (where a table would go) and its log configuration are temporary, removed
+    when the process ends: never ``./spark-warehouse`` in the current folder.
     """
     from pyspark.sql import SparkSession
 
@@ -75,11 +93,14 @@ def local_spark(app_name: str = "penguins", java_options: str | None = None):
         java_options = class_sharing(spark_classes())
     warehouse = tempfile.mkdtemp(prefix="penguins-spark-warehouse-")
     atexit.register(shutil.rmtree, warehouse, ignore_errors=True)
-    builder = SparkSession.builder
-    if java_options:  # else the JVM keeps the options Spark's own configuration gives it
-        builder = builder.config("spark.driver.extraJavaOptions", java_options)
+    handle, log_config = tempfile.mkstemp(prefix="penguins-spark-log4j2-", suffix=".properties")
+    with os.fdopen(handle, "w") as file:
+        file.write(LOG4J2)
+    atexit.register(Path(log_config).unlink, missing_ok=True)
+    java_options = f"-Dlog4j2.configurationFile={log_config} {java_options}".strip()
     spark = (
-        builder.master("local[2]")
+        SparkSession.builder.config("spark.driver.extraJavaOptions", java_options)
+        .master("local[2]")
         .appName(app_name)
         .config("spark.ui.enabled", "false")
         .config("spark.ui.showConsoleProgress", "false")
@@ -91,7 +112,6 @@ def local_spark(app_name: str = "penguins", java_options: str | None = None):
         .config("spark.sql.warehouse.dir", warehouse)
         .getOrCreate()
     )
-    spark.sparkContext.setLogLevel("ERROR")
     return spark
 
 
