@@ -2,11 +2,12 @@
 # MAGIC %md
 # MAGIC # 04 Train: the lab's training loop
 # MAGIC
-# MAGIC CrossEntropyLoss, Adam, batches of 20 rows without shuffling, printing each epoch's training
-# MAGIC loss and validation loss and accuracy as the lab does. Batches are slices of in-memory tensors
-# MAGIC (no DataLoader workers) on the model's device. The lab's `train` and `test` functions and the
-# MAGIC epoch loop are cells of this notebook: change one (the optimizer, the loss, the loop) and run
-# MAGIC it again, locally with `penguins run --only train`. Logs an MLflow run (parameters, per-epoch
+# MAGIC CrossEntropyLoss, Adam (or the `optimizer` you choose), batches of 20 rows without
+# MAGIC shuffling, printing each epoch's training loss and validation loss and accuracy as the lab
+# MAGIC does. Batches are slices of in-memory tensors (no DataLoader workers) on the model's device.
+# MAGIC The lab's `test` function and the epoch loop are cells of this notebook; its `train` function
+# MAGIC is in `penguin_classifier/train.py`, as 06_distribute's processes run the same one. Change one
+# MAGIC and run it again, locally with `penguins run --only train`. Logs an MLflow run (parameters, per-epoch
 # MAGIC metrics, the model as a pyfunc on raw measurements) and saves `<lab_dir>/trained/`:
 # MAGIC `penguin_classifier.pt`, `history.json` and `mlflow.json` (where the run and model are),
 # MAGIC committed with `_manifest.json`, written last; then `metrics/mlflow.json`.
@@ -16,7 +17,8 @@
 # MAGIC | --- | --- | --- | --- |
 # MAGIC | `lab_dir` | yes on Databricks | `lab` | lab folder |
 # MAGIC | `epochs` | no | `100` | passes over the training set, 1 to 100000 |
-# MAGIC | `lr` | no | `0.001` | Adam learning rate |
+# MAGIC | `lr` | no | `0.001` | learning rate |
+# MAGIC | `optimizer` | no | `adam` | `adam` (the lab's) or `sgd`; 06_distribute trains with the same |
 # MAGIC | `batch_size` | no | `20` | rows per batch, 1 to 100000 (more than the rows: one batch) |
 # MAGIC | `device` | no | `auto` | `auto` (GPU when there is one), `cpu` or `cuda` (refused where torch finds no GPU) |
 # MAGIC | `experiment` | no | `""` | MLflow experiment; empty: the notebook's own on Databricks, `penguin_classifier` locally |
@@ -31,6 +33,7 @@ spark, dbutils, display = notebook_runtime(globals())
 dbutils.widgets.text("lab_dir", "lab", "Lab folder")
 dbutils.widgets.text("epochs", "100", "Epochs")
 dbutils.widgets.text("lr", "0.001", "Learning rate")
+dbutils.widgets.dropdown("optimizer", "adam", ["adam", "sgd"], "Optimizer")
 dbutils.widgets.text("batch_size", "20", "Batch size")
 dbutils.widgets.dropdown("device", "auto", ["auto", "cpu", "cuda"], "Device")
 dbutils.widgets.text("experiment", "", "MLflow experiment (empty: the default)")
@@ -42,10 +45,12 @@ dbutils.widgets.text("job_run_id", "", "Job run id (tag)")
 import torch
 from penguin_classifier import params
 from penguin_classifier.errors import PenguinInputError
+from penguin_classifier.train import OPTIMIZERS
 
 lab = params.lab_dir(dbutils)
 epochs = params.integer(dbutils, "epochs", minimum=1, maximum=100_000)
 lr = params.number(dbutils, "lr", low=0.0)
+optimizer_name = params.choice(dbutils, "optimizer", list(OPTIMIZERS))
 batch_size = params.integer(dbutils, "batch_size", minimum=1, maximum=100_000)
 device = params.choice(dbutils, "device", ["auto", "cpu", "cuda"])
 if device == "cuda" and not torch.cuda.is_available():
@@ -76,31 +81,19 @@ print(
 
 # COMMAND ----------
 
-# DBTITLE 1,The lab's train function
-import torch
-from torch import nn
-
-loss_criteria = nn.CrossEntropyLoss()  # on the log_softmax output, as in the lab
-
-
-def train(model, batches, optimizer):
-    """One pass over the training batches; the mean batch loss, as the lab prints it."""
-    model.train()
-    batch_losses = []
-    for data, target in batches:
-        optimizer.zero_grad(set_to_none=True)  # drop the gradients rather than fill them with 0
-        out = model(data)
-        loss = loss_criteria(out, target)
-        loss.backward()
-        optimizer.step()
-        batch_losses.append(loss.detach())  # a tensor: no .item() (a wait for the device) per batch
-    return torch.stack(batch_losses).mean().item()  # one wait an epoch
-
+# MAGIC %md
+# MAGIC ## The lab's `train` function
+# MAGIC
+# MAGIC One pass over the training batches, returning the mean batch loss, as the lab's. It is in
+# MAGIC `penguin_classifier/train.py` (next to this notebook), not in a cell: 06_distribute runs it on
+# MAGIC each of its processes, which import it from there. Change it there, and both notebooks train
+# MAGIC with your change; `loss_criteria` beside it is the lab's CrossEntropyLoss.
 
 # COMMAND ----------
 
-# DBTITLE 1,The lab's test function
+# DBTITLE 1,The lab's test function; its train function
 import torch
+from penguin_classifier.train import loss_criteria, train  # from penguin_classifier/train.py
 
 
 @torch.inference_mode()  # no autograd records at all, a little less than no_grad
@@ -120,9 +113,9 @@ def test(model, data, target, batch_size):
 # DBTITLE 1,Train: the lab's loop
 from penguin_classifier.train import Epoch, make_optimizer, torch_threads
 
-# Adam as in the lab: torch.optim.Adam(model.parameters(), lr=lr), with its fused kernel where
-# this torch has one. Another optimizer: torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
-optimizer = make_optimizer(model.parameters(), lr)
+# The lab's torch.optim.Adam(model.parameters(), lr=lr), or the optimizer chosen: the parameter
+# optimizer, which 06_distribute reads from what this notebook commits. Fused where torch can.
+optimizer = make_optimizer(optimizer_name, model.parameters(), lr)
 history = []
 with torch_threads(1 if dev.type == "cpu" else None):  # tiny matrices: one thread is fastest
     for epoch in range(1, epochs + 1):
@@ -138,6 +131,7 @@ with torch_threads(1 if dev.type == "cpu" else None):  # tiny matrices: one thre
 from penguin_classifier.layout import Handover, write_json
 
 parameters = {"epochs": epochs, "lr": lr, "batch_size": batch_size, "device": device}
+parameters["optimizer"] = optimizer_name  # 06_distribute trains with the same
 handover = Handover(lab.folder("trained"), "04_train", parameters, inputs)
 torch.save(model.cpu().state_dict(), handover.local / lab.weights.name)
 epochs_json = [e.to_dict() for e in history]

@@ -91,7 +91,7 @@ def autograd_floor(model, train, epochs: int, batch_size: int = 20) -> float:
     no bookkeeping, no validation), training ``model`` in place; its seconds."""
     batches = list(zip(train[0].split(batch_size), train[1].split(batch_size), strict=True))
     loss_criteria = nn.CrossEntropyLoss()
-    optimizer = make_optimizer(model.parameters(), lr=0.001)
+    optimizer = make_optimizer("adam", model.parameters(), lr=0.001)
     model.train()
     with torch_threads(1):
         start = time.perf_counter()

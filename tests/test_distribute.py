@@ -8,15 +8,21 @@ end-to-end runs launch 2 real processes on the local SparkSession through the jo
 from __future__ import annotations
 
 import errno
+import importlib.util
 import os
 import re
+import socket
 import sys
 import threading
 import time
+from importlib.machinery import ModuleSpec
 from pathlib import Path
-from types import SimpleNamespace
+from types import ModuleType, SimpleNamespace
 
+import mlflow
 import pytest
+import torch
+from penguin_classifier import launchers, tracking
 from penguin_classifier.distributed_run import (
     DistributedRun,
     distributed_run,
@@ -26,7 +32,9 @@ from penguin_classifier.distributed_run import (
 from penguin_classifier.errors import PenguinInputError, PenguinRunError
 from penguin_classifier.launchers import Launch, check_num_processes, choose_launch
 from penguin_classifier.layout import Lab, read_json
+from penguin_classifier.model import load_model
 from penguin_classifier.runtime import LazySpark, project_root
+from penguin_classifier.train import check_loss
 
 from penguins.cli import main, program
 from penguins.jobs import local_tasks, only_tasks
@@ -35,6 +43,11 @@ from penguins.runner import notebook_cells, run_notebook, run_tasks
 NOTEBOOK = project_root() / "notebooks" / "06_distribute.py"
 EPOCHS = 10  # 2 ranks reach the single-process accuracy; short enough for the test suite
 CORES = os.cpu_count()
+# Databricks Runtime ML after 15.4 LTS has no Horovod (make test-runtime RUNTIME=16.4 or 17.3).
+needs_horovod = pytest.mark.skipif(
+    importlib.util.find_spec("horovod") is None,
+    reason="no Horovod here: runtimes after 15.4 LTS ML have none; scripts/install_horovod.sh",
+)
 
 
 def run_cells(titles: list[str], **names) -> dict:
@@ -178,15 +191,14 @@ def test_the_launch_cell_runs_horovod_runner_on_the_driver_or_on_the_workers(
     def train_hvd(job):
         return {"train_loss": 0.25, "train_s": 1.0, "shard_rows": 320, "epochs": job["epochs"]}
 
-    monkeypatch.setitem(sys.modules, "sparkdl", SimpleNamespace(HorovodRunner=HorovodRunner))
+    monkeypatch.setattr(launchers, "HorovodRunner", HorovodRunner)
     names = run_cells(
-        ["What each process gets: the job", "Launch the processes"],
+        ["Launch the processes"],
         spark=SimpleNamespace(sparkContext=RecordingSparkContext({})),
-        lab=Lab(tmp_path / "lab"),
         handover=SimpleNamespace(folder=tmp_path / "distributed"),
-        launch=Launch("horovod", "HorovodRunner"),
-        num_processes=3, local_mode=local_mode, epochs=EPOCHS, lr=0.001, batch_size=20,
-        timeout_s=60, train_hvd=train_hvd, train_ddp=None,
+        launch=Launch("horovod", "HorovodRunner"), job={"epochs": EPOCHS},
+        num_processes=3, local_mode=local_mode, epochs=EPOCHS, timeout_s=60,
+        train_hvd=train_hvd, train_ddp=None, check_loss=check_loss,
     )  # fmt: skip
     # np=-3: 3 processes on the driver (a single node); np=3: on the worker nodes.
     assert made == [(np, "all")]
@@ -194,12 +206,204 @@ def test_the_launch_cell_runs_horovod_runner_on_the_driver_or_on_the_workers(
     assert list((tmp_path / "distributed").iterdir()) == []  # the run's folder is gone
 
 
-def test_each_rank_trains_on_its_own_shard(lab):
-    load_shard = run_cells(["Each rank's shard of the training rows"])["load_shard"]
-    shards = [load_shard(lab, rank, 3)[2].tolist() for rank in range(3)]
-    # 960 rows over 3 ranks: 320 each, every row in exactly one shard (no padding repeats).
-    assert [len(s) for s in shards] == [320, 320, 320]
-    assert sorted(sum(shards, [])) == list(range(960))
+def fake_launch(calls: list, name: str):
+    """A launcher function recording its call and running ``fn`` here, as one rank."""
+
+    def launch(fn, **options):
+        calls.append((name, {k: v for k, v in options.items() if k in ("np", "num_proc", "hosts")}))
+        return [fn(**options["kwargs"])]  # one result per rank
+
+    return launch
+
+
+@pytest.mark.parametrize(
+    ("databricks", "np", "call"),
+    [
+        # Off Databricks: -N processes on this machine as sparkdl runs them on the driver,
+        # N in Spark tasks as sparkdl runs them on the workers.
+        (False, -3, ("horovod.run", {"np": 3, "hosts": "localhost:3"})),
+        (False, 3, ("horovod.spark.run", {"num_proc": 3})),
+        # On Databricks Runtime ML: sparkdl's own, with the notebook's arguments.
+        (True, -3, ("sparkdl", {"np": -3, "driver_log_verbosity": "all"})),
+    ],
+)
+@needs_horovod
+def test_horovod_runner_is_sparkdls_on_databricks_and_horovod_elsewhere(
+    monkeypatch, databricks, np, call
+):
+    import horovod
+    import horovod.spark
+
+    calls = []
+
+    class SparkdlRunner:
+        def __init__(self, **options):
+            calls.append(("sparkdl", options))
+
+        def run(self, main, **kwargs):
+            return main(**kwargs)  # rank 0's result
+
+    sparkdl = ModuleType("sparkdl")
+    sparkdl.__spec__ = ModuleSpec("sparkdl", None)
+    sparkdl.HorovodRunner = SparkdlRunner
+    monkeypatch.setitem(sys.modules, "sparkdl", sparkdl)
+    monkeypatch.setattr(horovod, "run", fake_launch(calls, "horovod.run"))
+    monkeypatch.setattr(horovod.spark, "run", fake_launch(calls, "horovod.spark.run"))
+    if databricks:
+        monkeypatch.setenv("DATABRICKS_RUNTIME_VERSION", "15.4")
+    else:
+        monkeypatch.delenv("DATABRICKS_RUNTIME_VERSION", raising=False)
+    runner = launchers.HorovodRunner(np=np, driver_log_verbosity="all")
+    assert runner.run(lambda job: job["epochs"], job={"epochs": EPOCHS}) == EPOCHS
+    assert calls == [call]
+
+
+@pytest.mark.parametrize(
+    "launcher", [pytest.param("HorovodRunner", marks=needs_horovod), "TorchDistributor"]
+)
+def test_the_launchers_report_a_failed_rank_in_one_line(tmp_path, monkeypatch, launcher):
+    import pyspark.ml.torch.distributor
+
+    class Distributor:  # pyspark's, as TorchDistributor's local mode runs a rank
+        def __init__(self, **options):
+            pass
+
+        def run(self, train_object, *args):
+            try:
+                return train_object(*args)
+            except ValueError:
+                raise RuntimeError("TorchDistributor failed, see the logs") from None
+
+    def horovod_run(fn, kwargs, **options):
+        try:
+            return [fn(**kwargs)]
+        except ValueError:
+            raise RuntimeError("Horovod detected that one or more processes exited") from None
+
+    def broken(job):
+        raise ValueError(f"bad shard of {job['rows']} rows")
+
+    monkeypatch.setattr(pyspark.ml.torch.distributor, "TorchDistributor", Distributor)
+    if launcher == "HorovodRunner":
+        import horovod
+
+        monkeypatch.setattr(horovod, "run", horovod_run)
+    monkeypatch.setenv("RANK", "1")  # as the launchers set it in rank 1
+    with pytest.raises(PenguinRunError) as raised:
+        with distributed_run(None, tmp_path, launcher, 60):
+            if launcher == "HorovodRunner":
+                launchers.HorovodRunner(np=-2).run(broken, job={"rows": 480})
+            else:
+                launchers.TorchDistributor(num_processes=2).run(broken, {"rows": 480})
+    assert str(raised.value) == f"{launcher} failed: rank 1: ValueError: bad shard of 480 rows"
+    # Outside a distributed_run the function goes as it is: its error as raised.
+    with pytest.raises(RuntimeError, match="see the logs"):
+        launchers.TorchDistributor(num_processes=2).run(broken, {"rows": 480})
+
+
+class ConnectSession:
+    """Stands for a Spark Connect session (``pyspark.sql.connect.session.SparkSession``): what
+    notebooks get on standard access mode and serverless compute."""
+
+
+ConnectSession.__module__ = "pyspark.sql.connect.session"
+CLASSIC_ONLY = (
+    "06_distribute needs a classic cluster in dedicated (single user) access mode with Databricks "
+    "Runtime ML: this is serverless or standard access mode compute, whose Spark Connect session "
+    "has no sparkContext for HorovodRunner or TorchDistributor"
+)
+
+
+@pytest.mark.parametrize(
+    ("runtime", "session", "refused"),
+    [
+        ("client.1.13", ConnectSession(), True),  # serverless: the version says so
+        ("client.2.5", SimpleNamespace(sparkContext=None), True),
+        ("15.4.x-cpu-ml-scala2.12", ConnectSession(), True),  # standard access mode
+        ("15.4.x-cpu-ml-scala2.12", SimpleNamespace(sparkContext=None), False),  # dedicated
+        (None, LazySpark(), False),  # locally (and no SparkSession started to find out)
+    ],
+)
+def test_compute_without_a_spark_context_is_refused(monkeypatch, runtime, session, refused):
+    if runtime:
+        monkeypatch.setenv("DATABRICKS_RUNTIME_VERSION", runtime)
+    else:
+        monkeypatch.delenv("DATABRICKS_RUNTIME_VERSION", raising=False)
+    if refused:
+        with pytest.raises(PenguinInputError, match=f"^{re.escape(CLASSIC_ONLY)}$"):
+            launchers.check_classic_compute(session)
+    else:
+        launchers.check_classic_compute(session)
+
+
+def test_serverless_is_refused_before_anything_is_touched(tmp_lab, capsys, monkeypatch):
+    monkeypatch.setenv("DATABRICKS_RUNTIME_VERSION", "client.1.13")
+    record = tmp_lab.folder("distributed") / "_manifest.json"
+    before = record.read_bytes()
+    args = ["run", "--only", "distribute", "--lab-dir", str(tmp_lab.root)]
+    assert penguins(capsys, *args) == (2, f"penguins run: distribute: {CLASSIC_ONLY}\n")
+    assert record.read_bytes() == before
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.parametrize(
+    ("rank_function", "cell"),
+    [
+        pytest.param("train_hvd", "Horovod: the lab's train on each process", marks=needs_horovod),
+        ("train_ddp", "DDP: the lab's train on each process, for TorchDistributor"),
+    ],
+)
+def test_one_process_trains_exactly_as_notebook_04_with_its_optimizer(
+    tmp_lab, capsys, monkeypatch, rank_function, cell
+):
+    # Notebook 04 with SGD (and 05 after it); then notebook 06's job and rank function in this
+    # process, the only rank: the same batches, optimizer, loop and lr (× 1), so the same weights
+    # but for float rounding (04's batches are slices of the file's columns, a rank's shard a
+    # row-major copy: sums may differ in the last bit).
+    args = ["run", "--only", "train,evaluate", "--lab-dir", str(tmp_lab.root), "--epochs", "3"]
+    assert main([*args, "--param", "optimizer=sgd", "--param", "device=cpu"]) == 0
+    names = run_cells(
+        ["Open the hand-over of distributed/; what each process gets: the job", cell],
+        lab=tmp_lab, launchers=launchers, launch=Launch("torch", "TorchDistributor"),
+        num_processes=1, epochs=3, lr=0.001, batch_size=20, local_mode=True,
+    )  # fmt: skip
+    assert names["job"]["optimizer"] == "sgd"  # read from what 04 committed
+    env = {"RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "1", "MASTER_ADDR": "127.0.0.1"}
+    for name, value in {**env, "MASTER_PORT": str(free_port())}.items():
+        monkeypatch.setenv(name, value)
+    capsys.readouterr()
+    try:
+        result = names[rank_function](names["job"])
+    finally:
+        if rank_function == "train_hvd":
+            import horovod.torch as hvd
+
+            hvd.shutdown()
+    model = load_model(tmp_lab.model_config, tmp_lab.initial_weights)
+    model.load_state_dict(result["weights"])
+    trained = load_model(tmp_lab.model_config, tmp_lab.weights)
+    assert all(
+        torch.allclose(a, b, rtol=1e-5, atol=1e-7)
+        for a, b in zip(model.parameters(), trained.parameters(), strict=True)
+    )
+    history = read_json(tmp_lab.history)["history"]
+    assert result["train_loss"] == pytest.approx(history[-1]["train_loss"], rel=1e-5)
+    assert result["shard_rows"] == 960  # one rank: every training row
+    # Rank 0 prints each epoch's loss, as HorovodRunner(driver_log_verbosity="all") shows it.
+    printed = re.findall(
+        r"^Epoch: (\d+) rank 0's training set: Average loss: (\S+)$",
+        capsys.readouterr().out,
+        flags=re.MULTILINE,
+    )
+    assert [int(epoch) for epoch, _ in printed] == [1, 2, 3]
+    assert [float(loss) for _, loss in printed] == pytest.approx(
+        [e["train_loss"] for e in history], abs=2e-6
+    )  # printed with 6 decimals
 
 
 def test_a_run_past_its_timeout_cancels_only_its_own_spark_jobs(tmp_path):
@@ -314,25 +518,29 @@ def test_the_stage_needs_the_evaluation_first(tmp_lab, capsys):
 @pytest.mark.parametrize(
     ("backend", "local_mode", "launcher"),
     [
-        ("auto", "true", "horovod.run"),  # the session's job run: Horovod is installed
-        ("horovod", "false", "horovod.spark.run"),  # a process in each Spark task
+        # The session's job run (backend auto, Horovod installed); a process in each Spark task.
+        pytest.param("auto", "true", "horovod.run", marks=needs_horovod),
+        pytest.param("horovod", "false", "horovod.spark.run", marks=needs_horovod),
         ("torch", "true", "TorchDistributor"),
         ("torch", "false", "TorchDistributor"),  # barrier tasks, as on worker nodes
     ],
     ids=["horovod.run", "horovod.spark.run", "TorchDistributor-local", "TorchDistributor-barrier"],
 )
 def test_two_processes_reach_single_process_accuracy_and_commit(
-    lab, tmp_lab, spark, backend, local_mode, launcher
+    lab, tmp_lab, spark, capfd, backend, local_mode, launcher
 ):
     if backend == "auto":
         trained = lab  # conftest's job run: notebook 06 at its defaults, EPOCHS epochs
     else:
         distribute(tmp_lab, spark, backend=backend, local_mode=local_mode)
         trained = tmp_lab
+    if launcher == "horovod.spark.run":  # rank 0's progress, each epoch, reaches the driver
+        assert f"Epoch: {EPOCHS} rank 0's training set: Average loss: " in capfd.readouterr().out
     summary = read_json(trained.distributed_metrics)
     assert (summary["launcher"], summary["num_processes"], summary["epochs"]) == (
         launcher, 2, EPOCHS,
     )  # fmt: skip
+    assert summary["optimizer"] == read_json(trained.history)["optimizer"] == "adam"
     assert summary["shard_rows"] == 480  # 960 training rows, 2 ranks
     # Within one test row (1 in 102 is 0.98 points) of 04_train's single-process model.
     assert abs(summary["accuracy"] - summary["single_accuracy"]) <= 0.01
@@ -340,7 +548,17 @@ def test_two_processes_reach_single_process_accuracy_and_commit(
     assert not list(trained.folder("distributed").glob("_run-*"))
 
 
-def test_horovod_run_starts_no_spark(tmp_lab):
+def test_04_and_06_log_their_optimizer_to_mlflow(lab):
+    train_run = tracking.reopen(lab, "trained")["train_run_id"]  # MLflow: the lab's store
+    distribute_run = read_json(lab.folder("distributed") / tracking.MLFLOW_JSON)[
+        "distribute_run_id"
+    ]
+    for run_id in (train_run, distribute_run):
+        assert mlflow.get_run(run_id).data.params["optimizer"] == "adam"  # 04's default
+
+
+@needs_horovod
+def test_horovod_run_starts_no_spark(tmp_lab, capfd):
     # penguins run --only distribute with horovod.run: no JVM to wait for (seconds on 2 cores).
     def no_spark():
         raise AssertionError("a SparkSession was started")
@@ -348,6 +566,11 @@ def test_horovod_run_starts_no_spark(tmp_lab):
     result = distribute(tmp_lab, LazySpark(no_spark), backend="horovod")
     assert read_json(tmp_lab.distributed_metrics)["launcher"] == "horovod.run"
     assert result.task_values  # the stage ran to its end
+    # Rank 0's progress, each epoch, as HorovodRunner(driver_log_verbosity="all") shows it.
+    out = capfd.readouterr().out
+    for epoch in range(1, EPOCHS + 1):
+        assert f"[0]<stdout>:Epoch: {epoch} rank 0's training set: Average loss: " in out
+    assert "[1]<stdout>:Epoch" not in out
 
 
 def test_a_loss_that_turns_nan_stops_the_stage_before_it_commits(tmp_lab, capsys):
@@ -363,16 +586,14 @@ def test_a_loss_that_turns_nan_stops_the_stage_before_it_commits(tmp_lab, capsys
         tmp_lab.require("distributed")
 
 
-# Rank 1 appends to a file in the lab folder: a volume refuses that (the test's volume rules
-# hold in every rank), as a broken worker would fail.
-RANK_1_FAILS = '    if rank == 1:\n        open(lab.root / "rank-1.log", "a")\n'
-
-
-def failing_notebook(folder: Path) -> Path:
-    """A copy of notebook 06 whose per-rank functions fail on rank 1 before their shard."""
+def failing_notebook(folder: Path, log: Path) -> Path:
+    """A copy of notebook 06 whose per-rank functions fail on rank 1 before their shard: rank 1
+    appends to ``log`` in the lab folder, which a volume refuses (the test's volume rules hold
+    in every rank), as a broken worker would fail."""
+    rank_1_fails = f"    if sampler.rank == 1:\n        open({str(log)!r}, 'a')\n"
     text, count = re.subn(
-        r"^    x, y, rows = load_shard\(",
-        lambda match: RANK_1_FAILS + match.group(0),
+        r"^    x, y = ",
+        lambda match: rank_1_fails + match.group(0),
         NOTEBOOK.read_text(),
         flags=re.MULTILINE,
     )
@@ -388,20 +609,20 @@ def failing_notebook(folder: Path) -> Path:
     ("backend", "local_mode", "launcher"),
     [
         ("torch", "true", "TorchDistributor"),
-        ("horovod", "true", "horovod.run"),
-        ("horovod", "false", "horovod.spark.run"),
+        pytest.param("horovod", "true", "horovod.run", marks=needs_horovod),
+        pytest.param("horovod", "false", "horovod.spark.run", marks=needs_horovod),
     ],
 )
 def test_a_failing_rank_fails_the_run_in_one_line_and_leaves_no_model(
     tmp_lab, tmp_path, spark, backend, local_mode, launcher
 ):
-    notebook = failing_notebook(tmp_path)
+    log = tmp_lab.root.resolve() / "rank-1.log"
+    notebook = failing_notebook(tmp_path, log)
     widgets = {"lab_dir": str(tmp_lab.root), "backend": backend, "local_mode": local_mode}
     widgets["epochs"] = str(EPOCHS)
     start = time.perf_counter()
     with pytest.raises(PenguinRunError) as raised:
         run_notebook(notebook, widgets, spark)
-    log = tmp_lab.root.resolve() / "rank-1.log"
     assert str(raised.value) == (
         f"{launcher} failed: rank 1: OSError: [Errno {errno.EOPNOTSUPP}] volumes do not support "
         f"appends or updates in place: '{log}'"

@@ -1,14 +1,15 @@
-"""What wraps a launcher call in notebook 06: workers that can import the lab's code, a timeout
-that stops only this run's Spark jobs and processes, and a failed rank reported in one line.
+"""What wraps the launch in notebook 06: workers that can import the lab's code, a timeout that
+stops only this run's Spark jobs and processes, and a failed rank reported in one line.
 
     with distributed_run(spark, handover.folder, "TorchDistributor", timeout_s) as run:
         result = TorchDistributor(num_processes=2, local_mode=True, use_gpu=False).run(
-            run.reporting(train_ddp), job
+            train_ddp, job
         )
 
 Launchers report a failed rank as "see the logs"; so each rank writes its error's last line to
-the run's folder (``run.reporting``), which is in the lab folder (shared storage: ranks may run
-on other nodes), and the driver raises them as one :class:`PenguinRunError` line.
+the run's folder, which is in the lab folder (shared storage: ranks may run on other nodes), and
+the driver raises them as one :class:`PenguinRunError` line. The launchers of
+:mod:`launchers` wrap the function they ship with :func:`reporting` for the run they are in.
 """
 
 from __future__ import annotations
@@ -27,7 +28,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import PenguinRunError
-from .launchers import installed
 
 RANK_VARIABLES = ("RANK", "HOROVOD_RANK", "OMPI_COMM_WORLD_RANK")
 ERROR_LINE = re.compile(r"^([A-Za-z_][\w.]*(Error|Exception|Interrupt|Exit))(: .*)?$")
@@ -59,6 +59,16 @@ class DistributedRun:
         return rank_main
 
 
+# The run of the ``with distributed_run(...)`` block this process is in, if any.
+_active: list[DistributedRun] = []
+
+
+def reporting(fn):
+    """``fn`` for the ranks of the run in progress (:meth:`DistributedRun.reporting`); ``fn``
+    itself outside a ``with distributed_run(...)`` block."""
+    return _active[-1].reporting(fn) if _active else fn
+
+
 @contextmanager
 def distributed_run(spark, folder: str | os.PathLike, launcher: str, timeout_s: float):
     """Run the launcher call in the ``with`` body; yield a :class:`DistributedRun`.
@@ -83,9 +93,11 @@ def distributed_run(spark, folder: str | os.PathLike, launcher: str, timeout_s: 
                     stop_workers(sc, group)
 
             threading.Thread(target=watchdog, name="penguins-watchdog", daemon=True).start()
+            _active.append(run)
             try:
                 yield run
             finally:
+                _active.remove(run)
                 done.set()
     except Exception as error:  # noqa: BLE001 - reported as one line
         if fired.is_set():
@@ -111,9 +123,11 @@ def importable_by_workers():
     before = os.environ.get("PYTHONPATH")
     os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (package_parent, before) if p)
     for name in ("cloudpickle", "pyspark.cloudpickle"):
-        if installed(name):
+        try:
             module = importlib.import_module(name)
-            module.register_pickle_by_value(sys.modules[__package__])
+        except ImportError:
+            continue
+        module.register_pickle_by_value(sys.modules[__package__])
     try:
         yield
     finally:

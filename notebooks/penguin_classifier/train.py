@@ -1,9 +1,10 @@
-"""What notebook 04's training loop and notebook 06's ranks share.
+"""The lab's training step, shared by notebook 04 and notebook 06's ranks.
 
-Notebook 04 shows the lab's ``train`` and ``test`` functions and its epoch loop; here are the
-pieces more than one place needs: the tensors of a split, the optimizer (Adam, fused where torch
-has the kernel), one intra-op thread for tiny matrices, and an epoch's figures (the lab's printed
-lines, and a stop at an inf or NaN loss).
+Notebook 04 runs the epoch loop over :func:`train`; notebook 06's ranks run the same ``train``
+in other processes (so it lives here, importable there), with the optimizer 04 chose and
+recorded (:data:`OPTIMIZERS`, :func:`recorded_optimizer`). Also here: the tensors of a split,
+one intra-op thread for tiny matrices, and an epoch's figures (the lab's printed lines, and a
+stop at an inf or NaN loss).
 """
 
 from __future__ import annotations
@@ -14,8 +15,49 @@ from dataclasses import asdict, dataclass
 
 import pandas as pd
 import torch
+from torch import nn
 
 from .errors import PenguinInputError
+from .layout import read_json
+
+# The optimizers a learner picks from (notebook 04's widget ``optimizer``): Adam is the lab's.
+OPTIMIZERS = {"adam": torch.optim.Adam, "sgd": torch.optim.SGD}
+loss_criteria = nn.CrossEntropyLoss()  # on the log_softmax output, as in the lab
+
+
+def train(model, batches, optimizer) -> float:
+    """The lab's ``train``: one pass over the training batches; the mean batch loss."""
+    model.train()
+    batch_losses = []
+    for data, target in batches:
+        optimizer.zero_grad()  # set_to_none: drops the gradients rather than fill them with 0
+        out = model(data)
+        loss = loss_criteria(out, target)
+        loss.backward()  # on a rank of notebook 06, the ranks' gradients are averaged from here
+        optimizer.step()
+        batch_losses.append(loss.detach())  # a tensor: no .item() (a wait for the device) per batch
+    return torch.stack(batch_losses).mean().item()  # one wait an epoch
+
+
+def make_optimizer(name: str, params, lr: float) -> torch.optim.Optimizer:
+    """The optimizer ``name`` of :data:`OPTIMIZERS` at ``lr``, with the fused kernel where this
+    torch has one for the device, else the default one."""
+    params = list(params)
+    try:
+        return OPTIMIZERS[name](params, lr=lr, fused=True)
+    except (RuntimeError, TypeError, ValueError):
+        return OPTIMIZERS[name](params, lr=lr)
+
+
+def recorded_optimizer(history_path) -> str:
+    """The optimizer notebook 04 trained with, from its ``history.json``: 06 uses the same."""
+    name = read_json(history_path).get("optimizer")
+    if name not in OPTIMIZERS:
+        raise PenguinInputError(
+            f"{history_path}: optimizer {name!r} is not one of {list(OPTIMIZERS)}: "
+            "run 04_train again"
+        )
+    return name
 
 
 @dataclass
@@ -63,15 +105,6 @@ def load_split(path, features: list[str], label: str) -> tuple[torch.Tensor, tor
     x = torch.tensor(df[features].to_numpy(dtype="float32"))
     y = torch.tensor(df[label].to_numpy(dtype="int64"))
     return x, y
-
-
-def make_optimizer(params, lr: float) -> torch.optim.Optimizer:
-    """Adam with the fused kernel where this torch has one for the device, else the default."""
-    params = list(params)
-    try:
-        return torch.optim.Adam(params, lr=lr, fused=True)
-    except (RuntimeError, TypeError, ValueError):
-        return torch.optim.Adam(params, lr=lr)
 
 
 @contextmanager
