@@ -33,7 +33,7 @@ print(f"source: {source}\nlab folder: {lab.root}")
 # COMMAND ----------
 
 # DBTITLE 1,Open the hand-over
-from penguin_classifier.layout import Handover
+from penguin_classifier.handover import Handover
 
 # raw/ is uncommitted from here: if a cell below fails, no later stage uses it.
 handover = Handover(lab.raw.parent, "01_ingest", {"source": source})

@@ -155,7 +155,7 @@ print(f"{train_rows} training rows, {oversampled_rows} once oversampled")
 # COMMAND ----------
 
 # DBTITLE 1,Open the hand-over
-from penguin_classifier.layout import Handover
+from penguin_classifier.handover import Handover
 
 # Only now, once the input is checked and Spark has run the steps above, does prepared/'s last
 # commit go: prepared/ is uncommitted from here, and if a cell below fails no stage uses it.
@@ -176,7 +176,7 @@ test.coalesce(1).sortWithinPartitions("_key").select(*FEATURES, LABEL).write.par
 
 # DBTITLE 1,Commit the hand-over
 from penguin_classifier.features import feature_spec
-from penguin_classifier.layout import write_json
+from penguin_classifier.jsonfile import write_json
 
 warnings = [f"species {s} has no complete rows" for i, s in enumerate(SPECIES) if i not in sizes]
 counts = {

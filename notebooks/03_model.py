@@ -61,7 +61,7 @@ class PenguinNet(nn.Module):
 # COMMAND ----------
 
 # DBTITLE 1,Create it with seeded initial weights
-from penguin_classifier.layout import read_json
+from penguin_classifier.jsonfile import read_json
 
 inputs = lab.require("prepared")  # recorded in model/'s record
 spec = read_json(lab.features)
@@ -84,7 +84,8 @@ print(f"{n_parameters} parameters")
 # COMMAND ----------
 
 # DBTITLE 1,Save the network and its initial weights (on local disk until the commit)
-from penguin_classifier.layout import Handover, write_json
+from penguin_classifier.handover import Handover
+from penguin_classifier.jsonfile import write_json
 from penguin_classifier.model import PROGRAM, program_path, save_model, script
 
 # TorchScript compiles the class above into a program that carries its code with the weights:

@@ -62,7 +62,7 @@ job_run_id = params.text(dbutils, "job_run_id")
 # COMMAND ----------
 
 # DBTITLE 1,Load the training and test batches
-from penguin_classifier.layout import read_json
+from penguin_classifier.jsonfile import read_json
 from penguin_classifier.model import load_model
 from penguin_classifier.train import load_split
 
@@ -128,7 +128,8 @@ with torch_threads(1 if dev.type == "cpu" else None):  # tiny matrices: one thre
 # COMMAND ----------
 
 # DBTITLE 1,Save the weights and the history (on local disk until the commit)
-from penguin_classifier.layout import Handover, write_json
+from penguin_classifier.handover import Handover
+from penguin_classifier.jsonfile import write_json
 
 parameters = {"epochs": epochs, "lr": lr, "batch_size": batch_size, "device": device}
 parameters["optimizer"] = optimizer_name  # 06_distribute trains with the same
@@ -141,7 +142,7 @@ write_json(handover.local / lab.history.name, {**parameters, "history": epochs_j
 
 # DBTITLE 1,Track the run in MLflow: parameters, metrics by epoch, the model
 from penguin_classifier import registry, tracking
-from penguin_classifier.layout import write_json
+from penguin_classifier.jsonfile import write_json
 
 where = tracking.configure(lab, experiment)
 with tracking.start_run("04_train", job_run_id) as run:

@@ -45,7 +45,7 @@ min_accuracy = params.number(dbutils, "min_accuracy", low=0.0)
 
 # DBTITLE 1,Loss by epoch
 from matplotlib.figure import Figure
-from penguin_classifier.layout import read_json
+from penguin_classifier.jsonfile import read_json
 
 inputs = lab.require("prepared", "model", "trained")  # recorded in evaluation/'s record
 history = read_json(lab.history)["history"]
@@ -144,7 +144,8 @@ display(pd.DataFrame({"species": list(probabilities), "probability": list(probab
 # COMMAND ----------
 
 # DBTITLE 1,Write the figures and the evaluation (on local disk until the commit)
-from penguin_classifier.layout import Handover, write_json
+from penguin_classifier.handover import Handover
+from penguin_classifier.jsonfile import write_json
 
 parameters = {"new_penguin": new_penguin}
 handover = Handover(lab.folder("evaluation"), "05_evaluate", parameters, inputs)

@@ -65,7 +65,8 @@ launchers.check_num_processes(num_processes, slots, os.cpu_count(), launch, loca
 
 # DBTITLE 1,Open the hand-over of distributed/; what each process gets: the job
 import torch
-from penguin_classifier.layout import Handover, read_json
+from penguin_classifier.handover import Handover
+from penguin_classifier.jsonfile import read_json
 from penguin_classifier.train import check_loss, load_split, recorded_optimizer
 from torch.utils.data import TensorDataset
 
@@ -218,7 +219,7 @@ figures |= {"wall_s": run.wall_s, "startup_s": startup_s}
 # DBTITLE 1,Compare with the single-process model; distributed.json (local until the commit)
 import pandas as pd
 from penguin_classifier.evaluate import evaluate_weights
-from penguin_classifier.layout import write_json
+from penguin_classifier.jsonfile import write_json
 
 weights = handover.local / lab.distributed_weights.name
 torch.save(result["weights"], weights)

@@ -138,7 +138,7 @@ observed = predictions.observe(
 # COMMAND ----------
 
 # DBTITLE 1,Write the predictions (the output folder is replaced only now)
-from penguin_classifier.layout import Handover
+from penguin_classifier.handover import Handover
 
 # One row first: the model scores in Spark's Python workers before the last output goes.
 rows.where(complete).limit(1).select(predict(*INPUTS)).collect()
@@ -177,7 +177,7 @@ if summary["accuracy"] is not None:  # None: no labelled row was scored
 # COMMAND ----------
 
 # DBTITLE 1,Commit
-from penguin_classifier.layout import write_json
+from penguin_classifier.jsonfile import write_json
 
 write_json(handover.local / "summary.json", {**summary, "output": path})
 handover.commit()

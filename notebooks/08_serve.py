@@ -42,7 +42,7 @@ scale_to_zero = params.choice(dbutils, "scale_to_zero", ["true", "false"]) == "t
 
 # DBTITLE 1,Which version is champion
 from penguin_classifier import tracking
-from penguin_classifier.layout import read_json
+from penguin_classifier.jsonfile import read_json
 
 lab.require("trained", "evaluation")
 registration = read_json(lab.folder("evaluation") / tracking.MLFLOW_JSON)  # 05's registration

@@ -26,7 +26,8 @@ from unittest import mock
 import torch
 import torch.utils.data as td
 from penguin_classifier.evaluate import evaluate_weights
-from penguin_classifier.layout import Lab, read_json
+from penguin_classifier.jsonfile import read_json
+from penguin_classifier.lab import Lab
 from penguin_classifier.model import load_model
 from penguin_classifier.runtime import local_spark
 from penguin_classifier.train import load_split, make_optimizer, torch_threads

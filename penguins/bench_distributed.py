@@ -13,8 +13,9 @@ import tempfile
 from contextlib import redirect_stdout
 from pathlib import Path
 
+from penguin_classifier.jsonfile import read_json
+from penguin_classifier.lab import Lab
 from penguin_classifier.launchers import installed
-from penguin_classifier.layout import Lab, read_json
 from penguin_classifier.runtime import local_spark
 
 from .jobs import local_tasks, only_tasks

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 from penguin_classifier.errors import PenguinInputError, PenguinRunError
 from penguin_classifier.features import INPUTS, MEASUREMENTS
-from penguin_classifier.layout import Lab
+from penguin_classifier.lab import Lab
 from penguin_classifier.registry import load_pyfunc
 from penguin_classifier.runtime import shipped_data
 from penguin_classifier.scoring import ARROW_BATCH_ROWS, model_udf

@@ -31,7 +31,7 @@ PATH_ERRORS = {
 
 
 def cmd_run(args) -> int:
-    from penguin_classifier.layout import Lab
+    from penguin_classifier.lab import Lab
 
     from .jobs import from_tasks, local_tasks, only_tasks, rerun_keys
     from .runner import run_tasks
@@ -70,7 +70,7 @@ def cmd_run(args) -> int:
 def print_outcome(lab, results) -> None:
     """What the tasks that ran (``results``) left in ``lab``: accuracies, the new penguin's
     species, the figures, where MLflow keeps the runs."""
-    from penguin_classifier.layout import read_json
+    from penguin_classifier.jsonfile import read_json
 
     ran = {result.key for result in results}
     if "distribute" in ran and lab.distributed_metrics.exists():
@@ -161,7 +161,7 @@ def print_tracking(record: dict) -> None:
 
 
 def cmd_predict(args) -> int:
-    from penguin_classifier.layout import Lab
+    from penguin_classifier.lab import Lab
     from penguin_classifier.predict import Penguin, predict
 
     penguin = Penguin(
@@ -224,7 +224,7 @@ def cmd_bench(args) -> int:
         return 0
     if args.scoring:
         from penguin_classifier import tracking
-        from penguin_classifier.layout import Lab
+        from penguin_classifier.lab import Lab
         from penguin_classifier.runtime import local_spark
 
         from .bench_scoring import bench_scoring, bench_scoring_job

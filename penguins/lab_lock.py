@@ -22,7 +22,7 @@ from pathlib import Path
 
 import psutil
 from penguin_classifier.errors import PenguinInputError
-from penguin_classifier.layout import LOCK, TAKEOVER, Lab
+from penguin_classifier.lab import LOCK, TAKEOVER, Lab
 
 # The fields of a lock this module writes, their types (bool is no int here) and their names.
 FIELDS = {

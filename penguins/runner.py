@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from penguin_classifier.errors import PenguinInputError, PenguinRunError
-from penguin_classifier.layout import Lab
+from penguin_classifier.lab import Lab
 from penguin_classifier.runtime import LazySpark, LocalDbutils, NotebookExit, local_display
 
 from .lab_lock import taken

@@ -25,7 +25,7 @@ MIN_SECONDS = 0.1
 def load_model(lab_dir: str, model_uri: str):
     """The pyfunc model from the MLflow store beside ``lab_dir`` (or MLflow's variables)."""
     from penguin_classifier import registry, tracking
-    from penguin_classifier.layout import Lab
+    from penguin_classifier.lab import Lab
 
     tracking.configure(Lab(lab_dir), experiment=None)
     return registry.load_pyfunc(model_uri)[0]

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from penguin_classifier import tracking
-from penguin_classifier.layout import Lab
+from penguin_classifier.lab import Lab
 from penguin_classifier.runtime import local_spark, project_root
 
 from penguins.jobs import local_tasks

@@ -11,7 +11,8 @@ import sys
 
 import pytest
 from penguin_classifier.errors import PenguinInputError
-from penguin_classifier.layout import Lab, read_json
+from penguin_classifier.jsonfile import read_json
+from penguin_classifier.lab import Lab
 from penguin_classifier.runtime import project_root
 
 from penguins.cli import main, print_outcome, print_tracking, program
@@ -247,7 +248,7 @@ def test_the_commands_printed_run_as_printed(monkeypatch, tmp_path, capsys, on_p
 
 
 def test_bench_reports_medians_of_the_loops_and_the_floor(lab, tmp_lab, capsys, monkeypatch):
-    from penguin_classifier.layout import read_json
+    from penguin_classifier.jsonfile import read_json
 
     from penguins import bench
 

@@ -30,8 +30,9 @@ from penguin_classifier.distributed_run import (
     rank_error,
 )
 from penguin_classifier.errors import PenguinInputError, PenguinRunError
+from penguin_classifier.jsonfile import read_json
+from penguin_classifier.lab import Lab
 from penguin_classifier.launchers import Launch, check_num_processes, choose_launch
-from penguin_classifier.layout import Lab, read_json
 from penguin_classifier.model import load_model
 from penguin_classifier.runtime import LazySpark, project_root
 from penguin_classifier.train import check_loss

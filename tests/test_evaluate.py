@@ -13,7 +13,8 @@ import torch
 from penguin_classifier import tracking
 from penguin_classifier.errors import PenguinInputError
 from penguin_classifier.evaluate import evaluate_weights
-from penguin_classifier.layout import Handover, read_json, write_json
+from penguin_classifier.handover import Handover
+from penguin_classifier.jsonfile import read_json, write_json
 from penguin_classifier.model import load_model
 from penguin_classifier.predict import Penguin, encode, encode_frame, predict
 from penguin_classifier.runtime import project_root

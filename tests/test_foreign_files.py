@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pytest
 from penguin_classifier.errors import PenguinInputError
-from penguin_classifier.layout import MANIFEST, STAGES, Lab, handover
+from penguin_classifier.handover import handover
+from penguin_classifier.lab import Lab
+from penguin_classifier.records import MANIFEST, STAGES
 
 from penguins.cli import main
 

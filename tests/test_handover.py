@@ -15,8 +15,9 @@ import shutil
 import mlflow
 import pytest
 from penguin_classifier.errors import PenguinInputError
-from penguin_classifier.layout import MANIFEST, STAGES, Lab, handover
-from penguin_classifier.records import run_again
+from penguin_classifier.handover import handover
+from penguin_classifier.lab import Lab
+from penguin_classifier.records import MANIFEST, STAGES, run_again
 
 from penguins.cli import main, program
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from penguin_classifier.errors import PenguinInputError
 from penguin_classifier.features import COLUMNS
-from penguin_classifier.layout import Lab
+from penguin_classifier.lab import Lab
 from penguin_classifier.runtime import shipped_data
 
 from penguins.cli import main

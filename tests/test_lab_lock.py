@@ -11,7 +11,7 @@ import time
 
 import psutil
 import pytest
-from penguin_classifier.layout import LOCK, Lab
+from penguin_classifier.lab import LOCK, Lab
 from test_cli import penguins_process  # the CLI in a process of its own
 
 from penguins import lab_lock

@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from penguin_classifier.layout import Lab
+from penguin_classifier.lab import Lab
 from penguin_classifier.runtime import class_record, class_sharing
 
 import penguins.spark_classes

@@ -19,7 +19,8 @@ from mlflow.exceptions import MlflowException
 from penguin_classifier import registry, tracking
 from penguin_classifier.errors import PenguinInputError
 from penguin_classifier.features import INPUTS
-from penguin_classifier.layout import Lab, read_json
+from penguin_classifier.jsonfile import read_json
+from penguin_classifier.lab import Lab
 from penguin_classifier.model import load_model
 from penguin_classifier.predict import Penguin, classify, predict
 from penguin_classifier.runtime import project_root

@@ -14,7 +14,7 @@ import cloudpickle
 import pytest
 import torch
 from penguin_classifier.errors import PenguinInputError
-from penguin_classifier.layout import read_json
+from penguin_classifier.jsonfile import read_json
 from penguin_classifier.model import PROGRAM, load_model, program_path, save_model, script
 from penguin_classifier.predict import Penguin, predict
 from penguin_classifier.registry import load_pyfunc

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from penguin_classifier import params
 from penguin_classifier.errors import PenguinInputError
-from penguin_classifier.layout import STAGES
+from penguin_classifier.records import STAGES
 from penguin_classifier.runtime import LocalDbutils, project_root
 
 from penguins import bundle

@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 from penguin_classifier.errors import PenguinInputError
 from penguin_classifier.features import FEATURES
-from penguin_classifier.layout import Lab, read_json
+from penguin_classifier.jsonfile import read_json
+from penguin_classifier.lab import Lab
 from penguin_classifier.runtime import project_root, shipped_data
 
 from penguins.cli import main, program

@@ -17,8 +17,9 @@ import mlflow
 import pytest
 from penguin_classifier import tracking
 from penguin_classifier.errors import PenguinInputError
-from penguin_classifier.layout import MANIFEST, STAGES, Lab, handover
-from penguin_classifier.records import run_again
+from penguin_classifier.handover import handover
+from penguin_classifier.lab import Lab
+from penguin_classifier.records import MANIFEST, STAGES, run_again
 from test_foreign_files import fingerprint, refused
 
 from penguins.cli import main, program

@@ -8,7 +8,9 @@ from pathlib import Path
 import mlflow
 import pandas as pd
 import pytest
-from penguin_classifier.layout import MANIFEST, Lab, read_json
+from penguin_classifier.jsonfile import read_json
+from penguin_classifier.lab import Lab
+from penguin_classifier.records import MANIFEST
 from penguin_classifier.runtime import project_root
 
 from penguins.cli import main

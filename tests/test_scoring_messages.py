@@ -4,7 +4,7 @@ as serving numbers a request's records (from 1, ``record 2`` the second)."""
 
 from __future__ import annotations
 
-from penguin_classifier.layout import read_json
+from penguin_classifier.jsonfile import read_json
 from test_scoring import ROWS, refused, score, write_csv
 
 from penguins.cli import main

@@ -9,7 +9,7 @@ import pytest
 import torch
 from penguin_classifier import tracking
 from penguin_classifier.errors import PenguinInputError
-from penguin_classifier.layout import read_json
+from penguin_classifier.jsonfile import read_json
 from penguin_classifier.model import load_model
 from penguin_classifier.runtime import project_root
 from penguin_classifier.train import load_split, torch_threads, train

@@ -9,7 +9,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .layout import Lab, read_json
+from .jsonfile import read_json
+from .lab import Lab
 from .model import load_model
 from .train import load_split
 

@@ -6,7 +6,8 @@ import math
 from pathlib import Path
 
 from .errors import PenguinInputError
-from .layout import STAGES, Lab, check_clearable
+from .lab import Lab
+from .records import STAGES, check_clearable
 from .runtime import on_databricks
 
 

@@ -19,7 +19,8 @@ import torch
 
 from .errors import PenguinInputError
 from .features import INPUTS, MEASUREMENT, MEASUREMENTS, is_measurement
-from .layout import Lab, read_json
+from .jsonfile import read_json
+from .lab import Lab
 from .model import load_model
 
 

@@ -1,6 +1,7 @@
 """What a stage's record says and what a reader checks: the files, their sizes and sha256, the
 stage that committed them and the records of the folders it was built from (:func:`verify`); and
-what a hand-over may replace (:func:`check_clearable`). :mod:`layout` uses them.
+what a hand-over may replace (:func:`check_clearable`). :mod:`lab` and :mod:`handover` use
+them.
 
 A record is data from outside until checked: anyone who can write the folder can write it. Both
 check it first (:func:`read_record`): its fields of the types the project writes, every name in

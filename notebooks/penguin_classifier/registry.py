@@ -23,7 +23,8 @@ from mlflow.models import infer_signature
 from packaging.version import Version
 
 from .errors import PenguinInputError
-from .layout import Lab, read_json
+from .jsonfile import read_json
+from .lab import Lab
 from .model import load_model, program_path
 from .predict import Penguin, classify_frame, probability_column
 from .tracking import MODEL_NAME

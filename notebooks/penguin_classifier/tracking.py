@@ -41,8 +41,10 @@ from mlflow.entities import Metric
 from mlflow.exceptions import MlflowException
 
 from .errors import PenguinInputError
-from .layout import STAGES, Lab, handover, read_json, write_json
-from .records import METRICS_WRITERS
+from .handover import handover
+from .jsonfile import read_json, write_json
+from .lab import Lab
+from .records import METRICS_WRITERS, STAGES
 from .runtime import local_run_id, on_databricks
 
 MODEL_NAME = "penguin_classifier"

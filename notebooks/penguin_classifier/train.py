@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from .errors import PenguinInputError
-from .layout import read_json
+from .jsonfile import read_json
 
 # The optimizers a learner picks from (notebook 04's widget ``optimizer``): Adam is the lab's.
 OPTIMIZERS = {"adam": torch.optim.Adam, "sgd": torch.optim.SGD}
