@@ -10,7 +10,7 @@
 # MAGIC and run it again, locally with `penguins run --only train`. Logs an MLflow run (parameters, per-epoch
 # MAGIC metrics, the model as a pyfunc on raw measurements) and saves `<lab_dir>/trained/`:
 # MAGIC `penguin_classifier.pt`, `history.json` and `mlflow.json` (where the run and model are),
-# MAGIC committed with `_manifest.json`, written last; then `metrics/mlflow.json`.
+# MAGIC committed with `_manifest.json`, written last.
 # MAGIC Task 4 of the `penguin_training` job; needs `03_model`; next: `05_evaluate`.
 # MAGIC
 # MAGIC | parameter | required | default | meaning |
@@ -158,6 +158,5 @@ print(f"model: {info.model_uri}")
 
 # DBTITLE 1,Commit the hand-over
 handover.commit()
-tracking.save_record(lab, "trained")
 print(f"weights committed: {lab.weights}")
 dbutils.jobs.taskValues.set("val_accuracy", history[-1].val_accuracy)

@@ -8,7 +8,7 @@
 # MAGIC penguin. Logs the held-out metrics and the figures into 04's MLflow run and registers its
 # MAGIC model: the alias `champion` goes to the new version only if its held-out accuracy is at
 # MAGIC least `min_accuracy`. Commits `loss.png`, `confusion_matrix.png`, `evaluation.json` and
-# MAGIC `mlflow.json` (the version) in `<lab_dir>/evaluation/`, then `metrics/mlflow.json`.
+# MAGIC `mlflow.json` (the version) in `<lab_dir>/evaluation/`.
 # MAGIC Task 5 of the `penguin_training` job; needs `04_train`.
 # MAGIC
 # MAGIC | parameter | required | default | meaning |
@@ -180,6 +180,5 @@ write_json(handover.local / tracking.MLFLOW_JSON, registration.record())
 # DBTITLE 1,Commit the hand-over
 handover.commit()
 print(f"loss plot: {lab.loss_plot}\nconfusion matrix: {lab.confusion_plot}")
-tracking.save_record(lab, "evaluation")
 dbutils.jobs.taskValues.set("test_accuracy", accuracy)
 dbutils.jobs.taskValues.set("model_version", registration.version)

@@ -247,5 +247,4 @@ ids = {"distribute_run_id": mlflow_run.info.run_id, "distributed_model_uri": inf
 write_json(handover.local / tracking.MLFLOW_JSON, ids)
 print(f"MLflow run {mlflow_run.info.run_id}; model {info.model_uri}")
 handover.commit()
-tracking.save_record(lab, "distributed")
 dbutils.jobs.taskValues.set("distributed_accuracy", summary["accuracy"])

@@ -87,8 +87,11 @@ def print_outcome(lab, results) -> None:
         print(f"figures: {lab.loss_plot}, {lab.confusion_plot}")
         if warning := did_not_learn(evaluation):
             print(warning)
-    if ran & {"train", "evaluate", "distribute"} and lab.mlflow_record.exists():
-        print_tracking(read_json(lab.mlflow_record))
+    if ran & {"train", "evaluate", "distribute"}:
+        from penguin_classifier import tracking
+
+        if record := tracking.recorded(lab):
+            print_tracking(record)
 
 
 def program(name: str) -> str:
@@ -147,12 +150,13 @@ def print_cell_times(results) -> None:
 
 
 def print_tracking(record: dict) -> None:
-    """Where ``metrics/mlflow.json`` says the runs and the registered model are."""
+    """Where the tracked stages' ``mlflow.json`` (:func:`tracking.recorded`) say the runs and
+    the registered model are."""
     print(f"MLflow runs: experiment {record['experiment']} in {record['tracking_uri']}")
     for stage, key in (("04_train", "train_run_id"), ("06_distribute", "distribute_run_id")):
-        if record[key]:
+        if record.get(key):
             print(f"  {stage:<13} run {record[key]}")
-    if record["version"]:
+    if record.get("version"):
         alias = f" (@{record['alias']})" if record["alias"] else " (no alias: below min_accuracy)"
         print(f"registered model: {record['registered_model']} version {record['version']}{alias}")
     if record["tracking_uri"].startswith("sqlite:"):

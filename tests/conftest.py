@@ -88,9 +88,10 @@ def lab(lab_run) -> Lab:
 
 @pytest.fixture
 def record(lab) -> dict:
-    """``metrics/mlflow.json`` of the session's job run (04, 05 and 06 tracked in MLflow), with
-    MLflow pointed at the store it names."""
-    return tracking.reopen(lab, "metrics")
+    """What 04, 05 and 06 of the session's job run recorded of MLflow (their ``mlflow.json``,
+    joined), with MLflow pointed at the store 04 names."""
+    tracking.reopen(lab, "trained")
+    return tracking.recorded(lab)
 
 
 @pytest.fixture

@@ -235,7 +235,6 @@ def test_the_commands_printed_run_as_printed(monkeypatch, tmp_path, capsys, on_p
     mlflow = "mlflow" if on_path else f"{venv}/mlflow"
     assert program("penguins") == ("penguins" if on_path else f"{venv}/penguins")
     record = {"tracking_uri": "sqlite:////tmp/my runs/mlflow.db", "experiment": "x"}
-    record |= {"train_run_id": None, "distribute_run_id": None, "version": None}
     print_tracking(record)
     last = capsys.readouterr().out.splitlines()[-1]
     assert (
@@ -372,6 +371,14 @@ def test_a_model_that_did_not_learn_is_announced(tmp_lab, capsys):
         f"WARNING: test accuracy {accuracy:.4f} is no better than always answering the "
         "commonest species, Adelie (0.4412): the model did not learn; check lr and epochs\n"
     ) in out
+    # Where MLflow keeps it, from trained/'s and evaluation/'s mlflow.json; distributed/ was
+    # built from the model these replaced: its run is not named.
+    run_id = read_json(tmp_lab.folder("trained") / "mlflow.json")["train_run_id"]
+    version = read_json(tmp_lab.folder("evaluation") / "mlflow.json")["version"]
+    assert f"\n  04_train      run {run_id}\n" in out
+    assert "06_distribute run" not in out
+    registered = f"version {version} (no alias: below min_accuracy)"
+    assert f"\nregistered model: penguin_classifier {registered}\n" in out
 
 
 def test_a_model_that_learned_is_not_warned_about(lab, capsys):

@@ -198,7 +198,7 @@ def test_a_copied_lab_does_not_log_into_the_original_labs_store(
     )
     assert versions(record) == registered
     with pytest.raises(PenguinInputError, match="names the MLflow store .*: run 04_train again"):
-        tracking.reopen(tmp_lab, "metrics")
+        tracking.reopen(tmp_lab, "trained")
 
 
 def test_the_workspace_store_is_kept_as_recorded(tmp_lab, record, monkeypatch):

@@ -29,7 +29,7 @@ from databricks.sdk.service.serving import (
     ServedEntityOutput,
     ServingEndpointDetailed,
 )
-from penguin_classifier import serving
+from penguin_classifier import serving, tracking
 from penguin_classifier.features import MEASUREMENTS
 from penguin_classifier.runtime import project_root
 
@@ -44,9 +44,8 @@ PREDICT += ["--flipper-length", "210", "--body-mass", "4450"]
 @pytest.fixture(scope="module")
 def model(lab_run):
     """The champion the session's job registered (04 logged it, 05 made it champion)."""
-    record = json.loads(lab_run[0].mlflow_record.read_text())
-    mlflow.set_tracking_uri(record["tracking_uri"])
-    mlflow.set_registry_uri(record["registry_uri"])
+    tracking.reopen(lab_run[0], "trained")  # 04's store
+    record = json.loads((lab_run[0].folder("evaluation") / tracking.MLFLOW_JSON).read_text())
     return mlflow.pyfunc.load_model(f"models:/{record['registered_model']}/{record['version']}")
 
 
@@ -209,11 +208,11 @@ def test_a_half_sent_body_is_answered_408_and_its_connection_closed(model, head)
     [
         (["serve", "--port", "70000"], "penguins serve: --port 70000: not a TCP port (1 to 65535)"),
         (
-            ["bench", "--serving", "--seconds", "0.000001"],
-            "penguins bench: --seconds 1e-06: under 0.1 s, too short to time a request",
+            ["bench", "serving", "--seconds", "0.000001"],
+            "penguins bench serving: --seconds 1e-06: under 0.1 s, too short to time a request",
         ),
     ],
-    ids=["serve --port 70000", "bench --seconds 0.000001"],
+    ids=["serve --port 70000", "bench serving --seconds 0.000001"],
 )
 def test_a_serving_parameter_out_of_range_is_one_line(tmp_path, capsys, args, message):
     # Both are refused before the lab folder is looked at (7eca39d: tracebacks).
@@ -223,7 +222,7 @@ def test_a_serving_parameter_out_of_range_is_one_line(tmp_path, capsys, args, me
 
 def test_the_serve_notebook_served_the_champion_in_the_job(lab_run):
     lab, results = lab_run
-    record = json.loads(lab.mlflow_record.read_text())
+    record = json.loads((lab.folder("evaluation") / tracking.MLFLOW_JSON).read_text())
     served = next(r for r in results if r.key == "serve")
     assert served.task_values == {"served_version": record["version"]}
     assert [title for title, _ in served.cells][-3:] == [
@@ -264,7 +263,7 @@ def test_penguins_serve_answers_over_http(lab, tmp_path):
 
 
 def test_bench_serving_reports_requests_per_second_and_no_errors(lab, capsys):
-    args = ["bench", "--serving", "--lab-dir", str(lab.root), "--json"]
+    args = ["bench", "serving", "--lab-dir", str(lab.root), "--json"]
     assert main([*args, "--clients", "2", "--seconds", "2", "--max-requests", "30"]) == 0
     result = json.loads(capsys.readouterr().out)
     for rows in (1, 1000):

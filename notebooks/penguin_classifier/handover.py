@@ -49,12 +49,11 @@ class Handover:
         stage: str,
         parameters: dict | None = None,
         inputs: dict[str, str] | None = None,
-        replaces: tuple[str, ...] | None = None,
         writes: tuple[str, ...] = (),
     ):
         self.folder, self.stage, self.parameters = Path(folder), stage, parameters or {}
         self.inputs, self.writes = inputs or {}, tuple(writes)
-        ours = check_clearable(self.folder, stage, replaces or (stage,))
+        ours = check_clearable(self.folder, stage)
         self.folder.mkdir(parents=True, exist_ok=True)
         self._pending(self.writes)
         for path in ours:

@@ -13,7 +13,6 @@ Each stage owns one folder of the lab folder and commits it with a record writte
     lab_dir/distributed/penguin_classifier.pt,
                         distributed.json                       06_distribute
     lab_dir/trained|evaluation|distributed/mlflow.json         04, 05, 06: MLflow runs, model
-    lab_dir/metrics/mlflow.json                                04, 05, 06: the three joined
     lab_dir/<folder>/_manifest.json                            the record: files, sizes, sha256
 
 Readers (:meth:`Lab.require`) check every file against the record and that the folder holds no
@@ -65,7 +64,6 @@ class Lab:
     evaluation = property(lambda self: self.root / "evaluation" / "evaluation.json")
     distributed_weights = property(lambda self: self.root / "distributed" / "penguin_classifier.pt")
     distributed_metrics = property(lambda self: self.root / "distributed" / "distributed.json")
-    mlflow_record = property(lambda self: self.root / "metrics" / "mlflow.json")
 
     def require(self, *folders: str) -> dict[str, str]:
         """Check each folder against its record; ``{folder: digest of its record}``, the

@@ -103,5 +103,5 @@ def output_folder(dbutils, lab: Lab, source: str) -> str:
             )
     if "/" in source and Path(source).resolve().is_relative_to(output):
         raise PenguinInputError(f"parameter output: {value} holds the input {source}")
-    check_clearable(Path(value), "07_score", ("07_score",))  # before any work, not after
+    check_clearable(Path(value), "07_score")  # before any work, not after
     return value

@@ -28,7 +28,6 @@ STAGES = {
     "trained": "04_train",
     "evaluation": "05_evaluate",
     "distributed": "06_distribute",
-    "metrics": "04_train",  # rewritten by 04, 05 and 06: tracking.save_record
 }
 SHA256 = re.compile(r"[0-9a-f]{64}")
 
@@ -151,7 +150,7 @@ def verify(folder: Path, stage: str) -> str:
             f"{folder} is not committed (a hand-over of {manifest['stage']} did not finish): "
             f"run {stage} first"
         )
-    if manifest["stage"] not in writers(folder.name, stage):
+    if manifest["stage"] != stage:
         raise PenguinInputError(
             f"{folder} holds a commit of {manifest['stage']}, not of {stage}: {again}"
         )
@@ -193,17 +192,9 @@ def run_again(stage: str) -> str:
     return f"run {', '.join(chain)} again"
 
 
-# metrics/ is committed again by each tracked stage; any other folder by its own stage.
-METRICS_WRITERS = ("04_train", "05_evaluate", "06_distribute")
-
-
-def writers(folder_name: str, stage: str) -> tuple[str, ...]:
-    return METRICS_WRITERS if folder_name == "metrics" and stage in METRICS_WRITERS else (stage,)
-
-
-def check_clearable(folder: Path, stage: str, replaces: tuple[str, ...]) -> list[Path]:
+def check_clearable(folder: Path, stage: str) -> list[Path]:
     """What a hand-over of ``stage`` may remove from ``folder``: the files an earlier commit of
-    ``replaces`` lists, or the entries an unfinished hand-over named in its pending record
+    ``stage`` lists, or the entries an unfinished hand-over named in its pending record
     (``writes``). Anything else in the folder, or a record this project did not write, is
     refused before anything is touched: the project deletes only what it wrote."""
     if folder.exists() and not folder.is_dir():
@@ -221,7 +212,7 @@ def check_clearable(folder: Path, stage: str, replaces: tuple[str, ...]) -> list
             f"{refuse}: it holds files this project did not write ({names}); "
             "choose an empty or new folder"
         )
-    if record["stage"] not in replaces:
+    if record["stage"] != stage:
         raise PenguinInputError(f"{refuse}: it holds a commit of {record['stage']}")
     linked = links(folder)
     if linked:

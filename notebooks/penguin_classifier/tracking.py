@@ -23,8 +23,8 @@ together: ``mlflow.search_runs(filter_string="tags.job_run_id = '...'")``.
 
 What each tracked stage found is committed with its own files, as ``mlflow.json`` in
 ``trained/`` (04: tracking URIs, experiment, run, model), ``evaluation/`` (05: registered
-model, version, alias) and ``distributed/`` (06: its run and model). :func:`save_record` joins
-them into ``metrics/mlflow.json``, the one file to read to find it all again.
+model, version, alias) and ``distributed/`` (06: its run and model). :func:`recorded` reads
+them together, to find it all again.
 """
 
 from __future__ import annotations
@@ -41,10 +41,9 @@ from mlflow.entities import Metric
 from mlflow.exceptions import MlflowException
 
 from .errors import PenguinInputError
-from .handover import handover
-from .jsonfile import read_json, write_json
+from .jsonfile import read_json
 from .lab import Lab
-from .records import METRICS_WRITERS, STAGES
+from .records import STAGES
 from .runtime import local_run_id, on_databricks
 
 MODEL_NAME = "penguin_classifier"
@@ -257,24 +256,24 @@ def reopen(lab: Lab, folder: str) -> dict:
     return record
 
 
-# The fields of ``metrics/mlflow.json``, in order; those no stage has filled yet are null.
-RECORD_FIELDS = (
-    "tracking_uri", "registry_uri", "experiment", "job_run_id", "train_run_id", "model_uri",
-    "registered_model", "version", "alias", "distribute_run_id", "distributed_model_uri",
-)  # fmt: skip
-# The folders with an ``mlflow.json``, in job order.
+# The folders with an ``mlflow.json``, in job order: each is built from the one before it.
 TRACKED = ("trained", "evaluation", "distributed")
 
 
-def save_record(lab: Lab, folder: str) -> dict:
-    """Commit ``metrics/mlflow.json``: the ``mlflow.json`` of ``folder`` and the tracked folders
-    before it, joined. So a rerun of 04_train drops the registration of the model it replaced.
+def recorded(lab: Lab) -> dict:
+    """The ``mlflow.json`` of the tracked folders, joined: those committed and current, in job
+    order up to the first that is not (05's registration is of an earlier model once 04_train
+    ran again, so it is left out); ``{}`` when 04_train's is not. One that is not a JSON object
+    ends the join as a stale one does.
     """
-    record = dict.fromkeys(RECORD_FIELDS)
-    folders = TRACKED[: TRACKED.index(folder) + 1]
-    inputs = lab.require(*folders)
-    for name in folders:
-        record.update(read_json(lab.folder(name) / MLFLOW_JSON))
-    with handover(lab.folder("metrics"), STAGES[folder], None, inputs, METRICS_WRITERS) as out:
-        write_json(out / MLFLOW_JSON, record)
+    record = {}
+    for name in TRACKED:
+        try:
+            lab.require(name)
+            found = read_json(lab.folder(name) / MLFLOW_JSON)
+        except (OSError, ValueError, RecursionError):  # PenguinInputError is a ValueError
+            break
+        if not isinstance(found, dict):
+            break
+        record |= found
     return record
