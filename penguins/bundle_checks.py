@@ -18,12 +18,13 @@ from penguin_classifier.errors import PenguinInputError
 from .bundle import JOB, REFERENCE, job_parameters, resolver, target_config, variable_values
 from .runner import notebook_widgets
 
-STAGES = ["ingest", "prepare", "model", "train", "evaluate", "distribute"]
+# The task keys of the lab's stages, in the training job's order.
+STAGE_TASKS = ["ingest", "prepare", "model", "train", "evaluate", "distribute"]
 # Jobs whose tasks must be exactly these, in this order, each depending on exactly these tasks:
 # the stages' chain, and the serving of the champion beside distribute.
 CHAINS = {
     JOB: {
-        **{stage: STAGES[i - 1 : i] for i, stage in enumerate(STAGES)},
+        **{stage: STAGE_TASKS[i - 1 : i] for i, stage in enumerate(STAGE_TASKS)},
         "serve": ["evaluate"],
     }
 }

@@ -172,9 +172,9 @@ def cmd_predict(args) -> int:
         args.island, args.culmen_length, args.culmen_depth, args.flipper_length, args.body_mass
     )
     if args.endpoint:
-        from .serve import ask_endpoint
+        from .serve import predict_endpoint
 
-        species, probabilities = ask_endpoint(args.endpoint, args.profile, penguin)
+        species, probabilities = predict_endpoint(args.endpoint, args.profile, penguin)
     elif args.model_uri:
         from penguin_classifier import registry, tracking
 

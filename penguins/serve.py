@@ -22,8 +22,9 @@ from .submit import connect, one_line
 MIN_SECONDS = 0.1
 
 
-def load_model(lab_dir: str, model_uri: str):
-    """The pyfunc model from the MLflow store beside ``lab_dir`` (or MLflow's variables)."""
+def served_model(lab_dir: str, model_uri: str):
+    """The pyfunc model to serve, from the MLflow store beside ``lab_dir`` (or MLflow's
+    variables)."""
     from penguin_classifier import registry, tracking
     from penguin_classifier.lab import Lab
 
@@ -49,7 +50,7 @@ def serve(args) -> int:
     from penguin_classifier.serving import EXAMPLE, LocalServer
 
     check_port(args.port)
-    model = load_model(args.lab_dir, args.model_uri)
+    model = served_model(args.lab_dir, args.model_uri)
     with LocalServer(model, args.port) as server:
         body = json.dumps({"dataframe_records": [EXAMPLE]})
         print(f"serving {args.model_uri} at {server.url}/invocations (Ctrl-C stops)", flush=True)
@@ -63,17 +64,17 @@ def serve(args) -> int:
     return 0
 
 
-def ask_endpoint(name: str, profile: str | None, penguin) -> tuple[str, dict[str, float]]:
-    """``predict``'s answer from the Databricks serving endpoint ``name``; every failure is one
-    line (exit 2): a bad name, not signed in, unreachable, rate-limited, or an answer that is not
-    the API's JSON or not a prediction."""
+def predict_endpoint(name: str, profile: str | None, penguin) -> tuple[str, dict[str, float]]:
+    """``penguins predict --endpoint``: signs in with ``profile`` and asks the Databricks serving
+    endpoint ``name`` about one penguin (:func:`serving.ask_endpoint`); its species and
+    probabilities. Every failure is one line (exit 2): a bad name, not signed in, unreachable,
+    rate-limited, or an answer that is not the API's JSON or not a prediction."""
     try:
         import requests
         from databricks.sdk import errors
     except ImportError:
         raise PenguinInputError("needs databricks-sdk: pip install databricks-sdk") from None
-    from penguin_classifier.serving import ask_endpoint as ask
-    from penguin_classifier.serving import endpoint_name
+    from penguin_classifier.serving import ask_endpoint, endpoint_name
 
     endpoint_name(name, "--endpoint")
     # The SDK logs warnings (an unreachable host, a page that is not JSON, ...) that would break
@@ -88,7 +89,7 @@ def ask_endpoint(name: str, profile: str | None, penguin) -> tuple[str, dict[str
         raise PenguinInputError(f"not signed in: {one_line(e)}") from None
     host = w.config.host
     try:
-        answer = ask(w, name, [penguin.frame().iloc[0].to_dict()])[0]
+        answer = ask_endpoint(w, name, [penguin.frame().iloc[0].to_dict()])[0]
     except errors.Unauthenticated as e:
         raise PenguinInputError(f"not signed in to {host}: {one_line(e)}") from None
     except errors.PermissionDenied as e:
@@ -178,7 +179,7 @@ def bench_serving(lab_dir, model_uri, clients: int, seconds: float, max_requests
         raise PenguinInputError(
             f"--seconds {seconds:g}: under {MIN_SECONDS:g} s, too short to time a request"
         )
-    model = load_model(lab_dir, model_uri)
+    model = served_model(lab_dir, model_uri)
     result = {"clients": clients, "seconds": seconds}
     with LocalServer(model) as server:
         for rows in (1, 1000):

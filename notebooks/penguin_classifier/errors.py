@@ -1,4 +1,5 @@
-"""The one error type for bad input: the CLI and the job runner print it as a single line."""
+"""The project's two error types, each printed as a single line by the CLI and the job runner:
+bad input (exit 2) and a run that failed for another reason (exit 1)."""
 
 
 class PenguinInputError(ValueError):
