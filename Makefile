@@ -80,7 +80,7 @@ test-mlflow-2.13:
 	$(MAKE) test-runtime RUNTIME=15.4
 
 bench: $(STAMP)
-	$(BIN)/penguins bench
+	$(BIN)/penguins bench loop
 
 # The MLflow store beside the lab stays: its runs and registered models outlive a lab folder.
 clean:

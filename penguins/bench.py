@@ -1,10 +1,11 @@
-"""``penguins bench``: the lab's training loop against notebook 04's, same data and model, and
+"""``penguins bench loop``: the lab's training loop against notebook 04's, same data and model, and
 the autograd floor beside them.
 
 The lab's loop is kept here as the lab wrote it (a DataLoader with one worker process, default
 Adam, all of torch's threads, a ``.item()`` per batch) so the comparison is fair and repeatable.
 This project's loop is notebook 04 itself, run as ``penguins run --only train`` runs it, timed by
-its cell "Train: the lab's loop" (its printing included). The floor is the least any loop over
+the cell that calls the lab's ``train`` function (its printing included), whatever its title. The
+floor is the least any loop over
 the same in-memory batches costs: what notebook 04's cell adds to it is its bookkeeping and the
 validation each epoch. Each run of notebook 04 logs an MLflow run: unless
 ``MLFLOW_TRACKING_URI`` names a store, they go to a temporary one (never to ``mlruns/``).
@@ -12,6 +13,7 @@ validation each epoch. Each run of notebook 04 logs an MLflow run: unless
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import io
 import os
@@ -25,6 +27,7 @@ from unittest import mock
 
 import torch
 import torch.utils.data as td
+from penguin_classifier.errors import PenguinRunError
 from penguin_classifier.evaluate import evaluate_weights
 from penguin_classifier.jsonfile import read_json
 from penguin_classifier.lab import Lab
@@ -34,9 +37,30 @@ from penguin_classifier.train import load_split, make_optimizer, torch_threads
 from torch import nn
 
 from .jobs import local_tasks, only_tasks
-from .runner import TaskResult, run_tasks
+from .runner import TaskResult, notebook_cells, run_tasks
 
-TRAIN_CELL = "Train: the lab's loop"  # the cell of notebook 04 that runs the epochs
+
+def calling_cell(notebook: Path, name: str) -> int:
+    """The position of the first code cell of ``notebook`` that calls ``name`` (``name(...)`` or
+    ``module.name(...)``), in the order ``TaskResult.cells`` times them: a phase found by what its
+    cell does, which a learner retitling or rewording the cell does not change."""
+    for index, cell in enumerate(notebook_cells(notebook)):
+        for node in ast.walk(ast.parse(cell.source)):
+            if isinstance(node, ast.Call) and name in (
+                getattr(node.func, "id", None),
+                getattr(node.func, "attr", None),
+            ):
+                return index
+    raise PenguinRunError(f"{notebook.name}: no cell calls {name}(), the phase to time")
+
+
+def loop_seconds(result: TaskResult) -> float:
+    """How long notebook 04's epoch loop ran: its cell that calls the lab's ``train``."""
+    [task] = only_tasks(local_tasks(), [result.key])
+    index = calling_cell(task.notebook, "train")
+    if index >= len(result.cells):
+        raise PenguinRunError(f"{task.notebook.name} ended before its training loop")
+    return result.cells[index][1]
 
 
 def lab_train(model, data_loader, optimizer, loss_criteria) -> float:
@@ -119,7 +143,7 @@ def scratch_mlflow():
 
 def run_stages(lab: Lab, stages: list[str], params: dict | None = None, spark=None):
     """Run the job's notebooks ``stages`` on ``lab`` as ``penguins run --only`` does, their
-    printing kept from stdout; one TaskResult each (``cells``: seconds by cell title)."""
+    printing kept from stdout; one TaskResult each (``cells``: each cell's seconds, in order)."""
     tasks = only_tasks(local_tasks(), stages)
     overrides = {"lab_dir": str(lab.root), **(params or {})}
     with contextlib.redirect_stdout(io.StringIO()):
@@ -182,7 +206,7 @@ def bench_lab(lab: Lab, epochs: int, repeat: int) -> dict:
         start = time.perf_counter()
         lab_losses = lab_loop(model, train, test, epochs)
         lab_runs.append(time.perf_counter() - start)
-        project_runs.append(dict(notebook_loop(lab, epochs).cells)[TRAIN_CELL])
+        project_runs.append(loop_seconds(notebook_loop(lab, epochs)))
         floor = load_model(lab.model_config, lab.initial_weights)
         floor_runs.append(autograd_floor(floor, train, epochs))
     project_losses = [e["train_loss"] for e in read_json(lab.history)["history"]]

@@ -1,9 +1,9 @@
-"""``penguins bench --distributed``: one process against 2 processes for each backend.
+"""``penguins bench distributed``: one process against 2 processes for each backend.
 
 Runs the job's notebooks as ``penguins run`` does, on the lab's data (960 training rows) and on a
 training set oversampled ×200 (48,000 rows) where compute starts to matter, and prints wall time,
-samples/s, start-up overhead and accuracy. One process is notebook 04's training loop (its cell
-"Train: ..."); 2 processes are notebook 06's launch, start-up included.
+samples/s, start-up overhead and accuracy. One process is notebook 04's training loop (the cell
+that calls ``train``); 2 processes are notebook 06's launch, start-up included.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from penguin_classifier.lab import Lab
 from penguin_classifier.launchers import installed
 from penguin_classifier.runtime import local_spark
 
+from .bench import loop_seconds
 from .jobs import local_tasks, only_tasks
 from .runner import TaskResult, run_tasks
 
@@ -28,12 +29,6 @@ def quiet_run(names: list[str], overrides: dict[str, str], spark) -> list[TaskRe
     """Run the job's tasks ``names``; what their cells print is not the bench's output."""
     with redirect_stdout(io.StringIO()):
         return run_tasks(only_tasks(local_tasks(), names), overrides, spark, log=lambda *_: None)
-
-
-def training_seconds(results: list[TaskResult]) -> float:
-    """How long notebook 04's training cell ran."""
-    train = next(result for result in results if result.key == "train")
-    return next(seconds for title, seconds in train.cells if title.startswith("Train"))
 
 
 def bench_distributed(epochs: int = 100, num_processes: int = 2, log=print) -> list[dict]:
@@ -56,7 +51,7 @@ def bench_lab(lab: Lab, spark, oversample, epochs, backends, num_processes) -> l
     """The job on a new lab folder, then notebook 06 once per backend: each run's figures."""
     settings = {"lab_dir": str(lab.root), "epochs": str(epochs)}
     results = quiet_run(SINGLE, {**settings, "oversample": str(oversample)}, spark)
-    seconds = training_seconds(results)
+    seconds = loop_seconds(next(result for result in results if result.key == "train"))
     accuracy = read_json(lab.evaluation)["accuracy"]
     single = {"wall_s": seconds, "train_s": seconds, "startup_s": 0.0, "accuracy": accuracy}
     runs = [{"backend": "single", "processes": 1, **single}]

@@ -1,4 +1,4 @@
-"""``penguins bench --scoring``: the scoring job end to end, cell by cell, and rows per second
+"""``penguins bench scoring``: the scoring job end to end, cell by cell, and rows per second
 scoring inside Spark against one pandas call."""
 
 from __future__ import annotations
@@ -37,13 +37,9 @@ def complete_rows(rows: int) -> pd.DataFrame:
     return complete.iloc[np.arange(rows) % len(complete)].reset_index(drop=True)
 
 
-# Notebook 07's cells before the first that reads rows: widgets, MLflow, the model.
-STARTUP_CELLS = (
-    "Widgets",
-    "Read parameters",
-    "Point MLflow at the registry",
-    "Load the model from the registry",
-)
+# Notebook 07's work starts at the cell that reads the rows (``scoring.read_input``); the cells
+# before it read the widgets, point MLflow at the registry and load the model.
+READS_ROWS = "read_input"
 
 
 def bench_scoring_job(rows: int, lab_dir: str, model_uri: str, repeat: int = 3) -> dict:
@@ -78,17 +74,22 @@ def bench_scoring_job(rows: int, lab_dir: str, model_uri: str, repeat: int = 3) 
                 raise PenguinRunError(f"scoring benchmark run {run} failed: {last}")
             runs.append({**result, "started": started})
     first, again = [r["first"] for r in runs], [r["again"] for r in runs]
-    titles = [title for title, _ in first[0]["cells"]]
-    work = [sum(s for t, s in r["cells"] if t not in STARTUP_CELLS) for r in again]
+    titles = [title for title, _ in first[0]["cells"]]  # labels only: cells go by position
+
+    def by_cell(job_runs: list[dict]) -> list[list]:
+        """Each cell's title and median seconds, in the notebook's order."""
+        return [[t, median(r["cells"][i][1] for r in job_runs)] for i, t in enumerate(titles)]
+
+    work = [r["work_s"] for r in again]
     return {
         "rows": rows,
         "repeat": repeat,
         "wall_s": median(r["first"]["ended"] - r["started"] for r in runs),
         "spark_start_s": median(r["spark_start_s"] for r in first),
         "job_s": median(r["seconds"] for r in first),
-        "cells_s": {t: median(r["cells"][i][1] for r in first) for i, t in enumerate(titles)},
+        "cells_s": by_cell(first),
         "again_job_s": median(r["seconds"] for r in again),
-        "again_cells_s": {t: median(r["cells"][i][1] for r in again) for i, t in enumerate(titles)},
+        "again_cells_s": by_cell(again),
         "again_work_s": median(work),
         "again_rows_per_s": round(rows / statistics.median(work)),
         "scored_rows": first[0]["task_values"]["scored_rows"],
@@ -103,6 +104,7 @@ def score_twice(folder: str, source: str, model_uri: str, run: int) -> dict:
     """In this new process: start Spark (timed), run the scoring job, then run it again."""
     from penguin_classifier.runtime import local_spark
 
+    from .bench import calling_cell
     from .jobs import local_tasks
     from .runner import run_tasks
 
@@ -118,7 +120,8 @@ def score_twice(folder: str, source: str, model_uri: str, run: int) -> dict:
         with contextlib.redirect_stdout(io.StringIO()):  # the notebook's tables and lines
             (result,) = run_tasks([task], params, spark, log=lambda *_: None)
         results[name] = {"seconds": result.seconds, "cells": result.cells, "ended": time.time()}
-        results[name]["task_values"] = result.task_values
+        work = result.cells[calling_cell(task.notebook, READS_ROWS) :]  # from the read on
+        results[name] |= {"work_s": sum(s for _, s in work), "task_values": result.task_values}
     results["first"]["spark_start_s"] = spark_start_s
     return results
 

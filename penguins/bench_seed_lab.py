@@ -1,4 +1,4 @@
-"""``penguins bench --seed-lab``: ``make run`` against the seed lab's own cells, same machine.
+"""``penguins bench seed-lab``: ``make run`` against the seed lab's own cells, same machine.
 
 The seed lab is the lab notebook as it was written, before this project: a cell that fetches the
 CSV, a PySpark cell that drops incomplete rows, indexes the islands by a join, scales two

@@ -191,59 +191,69 @@ def cmd_predict(args) -> int:
     return 0
 
 
-def cmd_bench(args) -> int:
-    if args.seeds:
-        from .bench import seed_accuracies
-
-        rows = seed_accuracies(args.seeds, args.epochs, log=None if args.json else print)
-        accuracies = [r["accuracy"] for r in rows]
-        summary = {"seeds": rows, "mean": sum(accuracies) / len(rows), "min": min(accuracies)}
-        if args.json:
-            print(json.dumps(summary))
-        else:
-            print(f"mean {summary['mean']:.4f}  min {summary['min']:.4f} over {len(rows)} seeds")
-        return 0
-    if args.distributed:
-        from .bench_distributed import HEADER, bench_distributed
-
-        if not args.json:
-            print(HEADER)
-        rows = bench_distributed(args.epochs, log=None if args.json else print)
-        if args.json:
-            print(json.dumps(rows))
-        return 0
-    if args.serving:
-        from .serve import bench_serving, format_serving
-
-        result = bench_serving(
-            args.lab_dir, args.model_uri, args.clients, args.seconds, args.max_requests
-        )
-        print(json.dumps(result) if args.json else format_serving(result))
-        return 0
-    if args.seed_lab:
-        from .bench_seed_lab import bench_seed_lab, format_seed_lab
-
-        result = bench_seed_lab(args.repeat)
-        print(json.dumps(result) if args.json else format_seed_lab(result))
-        return 0
-    if args.scoring:
-        from penguin_classifier import tracking
-        from penguin_classifier.lab import Lab
-        from penguin_classifier.runtime import local_spark
-
-        from .bench_scoring import bench_scoring, bench_scoring_job
-
-        tracking.configure(Lab(args.lab_dir), experiment=None)
-        # The job first, each run in a process of its own, before this one starts Spark.
-        job = bench_scoring_job(args.rows, args.lab_dir, args.model_uri, args.repeat)
-        spark = local_spark("penguins-bench-scoring")
-        result = {**bench_scoring(spark, args.rows, args.model_uri, args.repeat), "job": job}
-        print(json.dumps(result) if args.json else format_scoring(result, args.model_uri))
-        return 0
+def cmd_bench_loop(args) -> int:
     from .bench import bench, format_bench
 
     result = bench(args.epochs, args.seed, repeat=args.repeat)
     print(json.dumps(result) if args.json else format_bench(result))
+    return 0
+
+
+def cmd_bench_accuracy(args) -> int:
+    from .bench import seed_accuracies
+
+    rows = seed_accuracies(args.seeds, args.epochs, log=None if args.json else print)
+    accuracies = [r["accuracy"] for r in rows]
+    summary = {"seeds": rows, "mean": sum(accuracies) / len(rows), "min": min(accuracies)}
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        print(f"mean {summary['mean']:.4f}  min {summary['min']:.4f} over {len(rows)} seeds")
+    return 0
+
+
+def cmd_bench_distributed(args) -> int:
+    from .bench_distributed import HEADER, bench_distributed
+
+    if not args.json:
+        print(HEADER)
+    rows = bench_distributed(args.epochs, log=None if args.json else print)
+    if args.json:
+        print(json.dumps(rows))
+    return 0
+
+
+def cmd_bench_seed_lab(args) -> int:
+    from .bench_seed_lab import bench_seed_lab, format_seed_lab
+
+    result = bench_seed_lab(args.repeat)
+    print(json.dumps(result) if args.json else format_seed_lab(result))
+    return 0
+
+
+def cmd_bench_scoring(args) -> int:
+    from penguin_classifier import tracking
+    from penguin_classifier.lab import Lab
+    from penguin_classifier.runtime import local_spark
+
+    from .bench_scoring import bench_scoring, bench_scoring_job
+
+    tracking.configure(Lab(args.lab_dir), experiment=None)
+    # The job first, each run in a process of its own, before this one starts Spark.
+    job = bench_scoring_job(args.rows, args.lab_dir, args.model_uri, args.repeat)
+    spark = local_spark("penguins-bench-scoring")
+    result = {**bench_scoring(spark, args.rows, args.model_uri, args.repeat), "job": job}
+    print(json.dumps(result) if args.json else format_scoring(result, args.model_uri))
+    return 0
+
+
+def cmd_bench_serving(args) -> int:
+    from .serve import bench_serving, format_serving
+
+    result = bench_serving(
+        args.lab_dir, args.model_uri, args.clients, args.seconds, args.max_requests
+    )
+    print(json.dumps(result) if args.json else format_serving(result))
     return 0
 
 
@@ -255,8 +265,8 @@ def format_scoring(result: dict, model_uri: str) -> str:
         f"({rows / job['wall_s']:,.0f} rows/s)",
         f"  {job['spark_start_s']:6.2f} s  starting Spark",
     ]
-    for title, seconds in job["cells_s"].items():
-        lines.append(f"  {seconds:6.2f} s  {title}  (again: {job['again_cells_s'][title]:.2f} s)")
+    for (title, seconds), (_, again) in zip(job["cells_s"], job["again_cells_s"], strict=True):
+        lines.append(f"  {seconds:6.2f} s  {title}  (again: {again:.2f} s)")
     lines += [
         f"  again in the same process, Spark and its Python workers started: "
         f"{job['again_work_s']:.2f} s from the read on, {job['again_rows_per_s']:,} rows/s",
@@ -316,6 +326,117 @@ def cmd_submit(args) -> int:
     from . import submit
 
     return submit.main(args)
+
+
+def add_bench(sub) -> None:
+    """``penguins bench MODE``: a subcommand per benchmark, each with only its own options;
+    ``penguins bench`` alone lists them."""
+    bench = sub.add_parser(
+        "bench",
+        help="benchmarks: penguins bench loop|accuracy|distributed|seed-lab|scoring|serving",
+        description="Benchmarks, one a MODE; the figures measured so far: docs/benchmarks.md.",
+    )
+
+    def list_modes(_args) -> int:
+        bench.print_help()
+        return 0
+
+    bench.set_defaults(func=list_modes)
+    modes = bench.add_subparsers(title="modes", metavar="MODE")
+
+    def mode(name: str, what: str, func, *shared: OneLineParser) -> OneLineParser:
+        parser = modes.add_parser(name, help=what, description=what, parents=shared)
+        parser.add_argument("--json", action="store_true", help="print one JSON object")
+        parser.set_defaults(func=func, command=f"bench {name}")  # errors: "penguins bench NAME: "
+        return parser
+
+    epochs = OneLineParser(add_help=False)
+    epochs.add_argument(
+        "--epochs", type=positive_int, default=100, help="training epochs (default: 100)"
+    )
+    repeat = OneLineParser(add_help=False)
+    repeat.add_argument(
+        "--repeat",
+        type=positive_int,
+        default=3,
+        metavar="N",
+        help="run each N times, in turn; report the median (default: 3)",
+    )
+    model = OneLineParser(add_help=False)
+    model.add_argument(
+        "--model-uri",
+        default="models:/penguin_classifier@champion",
+        help="the model (default: %(default)s)",
+    )
+    model.add_argument(
+        "--lab-dir", default="lab", help="lab folder whose MLflow store to use (default: lab)"
+    )
+
+    loop = mode(
+        "loop",
+        "the lab's training loop against notebook 04's and the autograd floor (make bench)",
+        cmd_bench_loop,
+        epochs,
+        repeat,
+    )
+    loop.add_argument(
+        "--seed", type=int, default=0, help="seed of the split and initial weights (default: 0)"
+    )
+    accuracy = mode(
+        "accuracy",
+        "held-out accuracy at the default parameters, one lab folder a seed",
+        cmd_bench_accuracy,
+        epochs,
+    )
+    accuracy.add_argument(
+        "--seeds", type=positive_int, default=5, metavar="N", help="seeds 0..N-1 (default: 5)"
+    )
+    mode(
+        "distributed",
+        "1 process against 2 per backend, on the lab's data and on a x200 training set",
+        cmd_bench_distributed,
+        epochs,
+    )
+    mode(
+        "seed-lab",
+        "penguins run (make run) against the seed lab's own cells (ingest, prepare, 100 "
+        "epochs), each a new process, in turn",
+        cmd_bench_seed_lab,
+        repeat,
+    )
+    scoring = mode(
+        "scoring",
+        "the scoring job cell by cell, and rows/s scoring with Spark against one pandas call "
+        "(needs a registered model: run penguins run first)",
+        cmd_bench_scoring,
+        repeat,
+        model,
+    )
+    scoring.add_argument(
+        "--rows", type=positive_int, default=1_000_000, help="rows to score (default: 1000000)"
+    )
+    serving = mode(
+        "serving",
+        "requests/s and latency of the local scoring server, 1-row and 1,000-row requests "
+        "(needs a registered model)",
+        cmd_bench_serving,
+        model,
+    )
+    serving.add_argument(
+        "--clients", type=positive_int, default=4, help="concurrent clients (default: 4)"
+    )
+    serving.add_argument(
+        "--seconds",
+        type=positive_number,
+        default=10,
+        help="seconds of load per request size (default: 10)",
+    )
+    serving.add_argument(
+        "--max-requests",
+        type=positive_int,
+        default=20_000,
+        help="requests per request size (default: 20000)",
+    )
 
 
 def build_parser() -> OneLineParser:
@@ -396,57 +517,7 @@ def build_parser() -> OneLineParser:
     predict.add_argument("--json", action="store_true", help="print one JSON object")
     predict.set_defaults(func=cmd_predict)
 
-    bench = sub.add_parser("bench", help="time the lab's training loop against this project's")
-    bench.add_argument("--epochs", type=positive_int, default=100)
-    bench.add_argument("--seed", type=int, default=0)
-    bench.add_argument(
-        "--repeat",
-        type=positive_int,
-        default=3,
-        metavar="N",
-        help="time each loop N times; report the median and the minimum (default: 3)",
-    )
-    bench.add_argument("--json", action="store_true", help="print one JSON object")
-    bench.add_argument(
-        "--seeds",
-        type=positive_int,
-        metavar="N",
-        help="held-out accuracy at the defaults for seeds 0..N-1 instead of timing loops",
-    )
-    bench.add_argument(
-        "--distributed",
-        action="store_true",
-        help="1 process against 2 per backend, on the lab's data and on a x200 training set",
-    )
-    bench.add_argument(
-        "--seed-lab",
-        action="store_true",
-        help="penguins run (make run) against the seed lab's own cells (ingest, prepare, 100 "
-        "epochs), each a new process, in turn; prints the ratio of the medians",
-    )
-    bench.add_argument(
-        "--scoring",
-        action="store_true",
-        help="rows per second scoring with Spark against one pandas call (needs a registered "
-        "model: run penguins run first)",
-    )
-    bench.add_argument(
-        "--serving",
-        action="store_true",
-        help="requests/s and latency of the local scoring server, single-row and 1,000-row "
-        "requests (needs a registered model)",
-    )
-    bench.add_argument("--clients", type=positive_int, default=4, help="concurrent clients")
-    bench.add_argument(
-        "--seconds", type=positive_number, default=10, help="seconds of load per request size"
-    )
-    bench.add_argument(
-        "--max-requests", type=positive_int, default=20_000, help="requests per request size"
-    )
-    bench.add_argument("--rows", type=positive_int, default=1_000_000, help="rows to score")
-    bench.add_argument("--model-uri", default="models:/penguin_classifier@champion")
-    bench.add_argument("--lab-dir", default="lab", help="lab folder whose MLflow store to use")
-    bench.set_defaults(func=cmd_bench)
+    add_bench(sub)
 
     serve = sub.add_parser(
         "serve", help="serve a registered model over HTTP on localhost (MLflow's scoring server)"

@@ -1,4 +1,4 @@
-"""``penguins serve``, ``penguins predict --endpoint`` and ``penguins bench --serving``: the
+"""``penguins serve``, ``penguins predict --endpoint`` and ``penguins bench serving``: the
 champion over HTTP, here (MLflow's scoring server) or on Databricks (a serving endpoint)."""
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from penguin_classifier.errors import PenguinInputError
 
 from .submit import connect, one_line
 
-# bench --serving: a request takes milliseconds; a shorter load times nothing.
+# bench serving: a request takes milliseconds; a shorter load times nothing.
 MIN_SECONDS = 0.1
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -96,8 +97,6 @@ def test_predict_without_a_trained_model_names_the_stage(tmp_path, capsys):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["bench", "--repeat", "0"], "--repeat: 0 is below 1"),
-        (["bench", "--epochs", "ten"], "--epochs: 'ten' is not a whole number"),
         (["submit", "--timeout", "0"], "--timeout: 0 is not a positive number"),
         (["run", "--var", "x"], "--var: 'x': expected NAME=VALUE"),
     ],
@@ -254,7 +253,7 @@ def test_bench_reports_medians_of_the_loops_and_the_floor(lab, tmp_lab, capsys, 
     # The bench runs notebook 04, which commits trained/ again: on a copy of the session's lab
     # (removed by the bench when done, as a lab it prepared).
     monkeypatch.setattr(bench, "prepared_lab", lambda **_: tmp_lab)
-    assert main(["bench", "--epochs", "2", "--repeat", "3", "--json"]) == 0
+    assert main(["bench", "loop", "--epochs", "2", "--repeat", "3", "--json"]) == 0
     result = json.loads(capsys.readouterr().out)  # stdout is the JSON only, not the notebook's
     assert (result["epochs"], result["repeat"], result["train_rows"]) == (2, 3, 960)
     # From the same initial weights, 2 epochs end where the session's 100-epoch run was after 2.
@@ -278,6 +277,82 @@ def test_bench_reports_medians_of_the_loops_and_the_floor(lab, tmp_lab, capsys, 
     assert result["max_loss_difference"] < 1e-4
 
 
+BENCH_MODES = ["loop", "accuracy", "distributed", "seed-lab", "scoring", "serving"]
+
+
+def test_bench_alone_lists_its_modes(capsys):
+    assert main(["bench"]) == 0
+    out = capsys.readouterr().out
+    # argparse's list: each mode 4 spaces in, its help beside it or on the next lines.
+    assert re.findall(r"^ {4}(\S+)", out, re.MULTILINE) == BENCH_MODES
+
+
+def test_make_bench_runs_the_loop_benchmark():
+    from penguins.cli import build_parser, cmd_bench_loop
+
+    makefile = (project_root() / "Makefile").read_text()
+    command = makefile.split("\nbench:", 1)[1].splitlines()[1].split()
+    assert command[0] == "$(BIN)/penguins"
+    assert build_parser().parse_args(command[1:]).func is cmd_bench_loop
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["loop", "--repeat", "0"], "penguins bench loop: argument --repeat: 0 is below 1"),
+        (
+            ["loop", "--epochs", "ten"],
+            "penguins bench loop: argument --epochs: 'ten' is not a whole number",
+        ),
+        (["accuracy", "--seeds", "0"], "penguins bench accuracy: argument --seeds: 0 is below 1"),
+        (["scoring", "--rows", "0"], "penguins bench scoring: argument --rows: 0 is below 1"),
+        (
+            ["serving", "--seconds", "soon"],
+            "penguins bench serving: argument --seconds: 'soon' is not a number",
+        ),
+        # A mode takes only its own options, and the modes are no longer flags.
+        (["loop", "--rows", "5"], "penguins: unrecognized arguments: --rows 5"),
+        (["seed-lab", "--epochs", "5"], "penguins: unrecognized arguments: --epochs 5"),
+        (["--scoring"], "penguins: unrecognized arguments: --scoring"),
+        # The list of modes follows (its quoting changes with Python's version).
+        (["fast"], "penguins bench: argument MODE: invalid choice: 'fast' (choose from "),
+    ],
+)
+def test_bad_bench_arguments_are_one_line_and_exit_2(capsys, args, message):
+    status, err = penguins(capsys, "bench", *args)
+    assert status == 2 and err.startswith(message) and err.count("\n") == 1
+
+
+def test_a_benchmark_phase_is_the_cell_that_calls_its_function_whatever_its_title(tmp_path):
+    from penguin_classifier.errors import PenguinRunError
+
+    from penguins.bench import calling_cell, loop_seconds
+    from penguins.runner import TaskResult, notebook_cells
+
+    notebooks = project_root() / "notebooks"
+    # Notebook 04 with its loop's cell retitled, as a learner may: still the loop.
+    retitled = tmp_path / "04_train.py"
+    source = (notebooks / "04_train.py").read_text()
+    retitled.write_text(source.replace("# DBTITLE 1,Train: the lab's loop", "# DBTITLE 1,Epochs"))
+    index = calling_cell(retitled, "train")
+    assert index == calling_cell(notebooks / "04_train.py", "train")
+    assert notebook_cells(retitled)[index].title == "Epochs"
+    assert "for epoch in range(1, epochs + 1):" in notebook_cells(retitled)[index].source
+    # loop_seconds reads that cell's time from penguins run's result: each cell's time here is
+    # its position, so the loop's is its index.
+    cells = [(cell.title, float(i)) for i, cell in enumerate(notebook_cells(retitled))]
+    assert loop_seconds(TaskResult("train", 99.0, {}, cells)) == index
+    with pytest.raises(PenguinRunError, match=r"^04_train.py ended before its training loop$"):
+        loop_seconds(TaskResult("train", 1.0, {}, cells[:index]))
+    # Notebook 07's work starts at the first cell that reads the rows; none before it does.
+    scoring = notebook_cells(notebooks / "07_score.py")
+    reads = calling_cell(notebooks / "07_score.py", "read_input")
+    assert "scoring.read_input(spark, source)" in scoring[reads].source
+    assert not any("read_input" in cell.source for cell in scoring[:reads])
+    with pytest.raises(PenguinRunError, match=r"^04_train.py: no cell calls fit\(\), the phase"):
+        calling_cell(retitled, "fit")
+
+
 def test_predict_with_a_registered_model_answers_as_the_lab_folder(lab, capsys):
     # The session's job registered the lab's model as penguin_classifier@champion.
     args = ["predict", "--island", "Dream", *PREDICT, "--body-mass", "5000", "--json"]
@@ -293,7 +368,7 @@ def test_predict_with_a_registered_model_answers_as_the_lab_folder(lab, capsys):
 
 
 def test_bench_scoring_prints_rows_per_second_of_spark_and_pandas(lab, capsys):
-    assert main(["bench", "--scoring", "--rows", "500", "--repeat", "1", "--json"]) == 0
+    assert main(["bench", "scoring", "--rows", "500", "--repeat", "1", "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert (result["rows"], result["repeat"]) == (500, 1)
     assert result["model_udf_rows_per_s"] > 0 and result["pandas_rows_per_s"] > 0
