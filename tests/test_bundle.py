@@ -562,17 +562,22 @@ def wheel_of(project, folder):
     return wheel
 
 
-def test_the_wheel_holds_the_library_and_installs_without_the_repo(local_disk):
-    # On plain local disk (a build writes in place); from a copy of what the build reads, so the
-    # working tree gets no build/ folder.
-    tmp_path = local_disk
-    project = tmp_path / "project"
+def library_wheel(folder):
+    """This project's wheel, as the bundle's artifact builds it, in ``folder/dist``: built on
+    plain local disk (a build writes in place) from a copy of what the build reads, in
+    ``folder/project``, so the working tree gets no build/ folder."""
+    project = folder / "project"
     ignore = shutil.ignore_patterns("__pycache__")
     for package in ("notebooks/penguin_classifier", "penguins"):
         shutil.copytree(ROOT / package, project / package, ignore=ignore)
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(ROOT / name, project)
-    wheel = wheel_of(project, tmp_path / "dist")
+    return wheel_of(project, folder / "dist")
+
+
+def test_the_wheel_holds_the_library_and_installs_without_the_repo(local_disk):
+    tmp_path = local_disk
+    wheel = library_wheel(tmp_path)
     assert wheel.name == "penguin_classifier-0.1.0-py3-none-any.whl"
     names = zipfile.ZipFile(wheel).namelist()
     modules = sorted(p.name for p in (ROOT / "notebooks" / "penguin_classifier").glob("*.py"))

@@ -9,12 +9,17 @@ from __future__ import annotations
 
 import errno
 import importlib.util
+import json
 import os
 import re
 import socket
+import subprocess
 import sys
+import sysconfig
+import tempfile
 import threading
 import time
+import venv
 from importlib.machinery import ModuleSpec
 from pathlib import Path
 from types import ModuleType, SimpleNamespace
@@ -26,7 +31,7 @@ from penguin_classifier import launchers, tracking
 from penguin_classifier.distributed_run import (
     DistributedRun,
     distributed_run,
-    importable_by_workers,
+    importable_by_driver_ranks,
     rank_error,
 )
 from penguin_classifier.errors import PenguinInputError, PenguinRunError
@@ -34,8 +39,11 @@ from penguin_classifier.jsonfile import read_json
 from penguin_classifier.lab import Lab
 from penguin_classifier.launchers import Launch, check_num_processes, choose_launch
 from penguin_classifier.model import load_model
+from penguin_classifier.records import MANIFEST, describe, sha256
 from penguin_classifier.runtime import LazySpark, project_root
-from penguin_classifier.train import check_loss
+from penguin_classifier.train import check_loss, recorded_optimizer
+from test_bundle import library_wheel
+from test_record_safety import rewrite
 
 from penguins.cli import main, program
 from penguins.jobs import local_tasks, only_tasks
@@ -465,12 +473,13 @@ def test_rank_error_falls_back_to_the_launchers_last_error_line(tmp_path):
     assert rank_error(tmp_path, OSError("disk full\nmore")) == "OSError: disk full"
 
 
-def test_workers_get_the_package_on_their_path(monkeypatch):
+def test_ranks_on_the_driver_get_the_package_on_their_path(monkeypatch):
+    # A notebook run by hand imports the package from its own folder; its ranks inherit this.
     monkeypatch.setenv("PYTHONPATH", "/elsewhere")
     import penguin_classifier
 
     parent = os.path.dirname(os.path.dirname(penguin_classifier.__file__))
-    with importable_by_workers():
+    with importable_by_driver_ranks():
         assert os.environ["PYTHONPATH"].split(os.pathsep) == [parent, "/elsewhere"]
     assert os.environ["PYTHONPATH"] == "/elsewhere"
 
@@ -511,6 +520,123 @@ def test_the_stage_needs_the_evaluation_first(tmp_lab, capsys):
     rerun = f"{program('penguins')} run --lab-dir {tmp_lab.root} --only evaluate,distribute"
     message = f"{tmp_lab.evaluation} is missing: run: {rerun}"
     assert penguins(capsys, *args) == (2, f"penguins run: distribute: {message}\n")
+
+
+@pytest.mark.parametrize(
+    ("history", "found"),
+    [
+        ({"history": []}, "None"),  # written by a 04_train from before the optimizer widget
+        ({"optimizer": None}, "None"),
+        ({"optimizer": "rmsprop"}, "'rmsprop'"),
+        ({"optimizer": ["adam"]}, "['adam']"),
+        (["adam"], "None"),  # not a record of 04's
+    ],
+)
+def test_a_history_without_a_known_optimizer_names_the_chain_to_run_again(tmp_path, history, found):
+    path = tmp_path / "history.json"
+    path.write_text(json.dumps(history))
+    # 04 commits trained/, and 05 and 06 record that commit: all three run again.
+    message = (
+        f"{path}: optimizer {found} is not one of ['adam', 'sgd']: "
+        "run 04_train, 05_evaluate, 06_distribute again"
+    )
+    with pytest.raises(PenguinInputError, match=f"^{re.escape(message)}$"):
+        recorded_optimizer(path)
+
+
+def test_penguins_run_gives_the_command_for_a_history_without_its_optimizer(tmp_lab, capsys):
+    # trained/ as a 04_train from before the optimizer widget committed it, and 05 built on that
+    # commit: every record matches its files; only history.json lacks what 06 reads.
+    history = read_json(tmp_lab.history)
+    del history["optimizer"]
+    rewrite(tmp_lab.history, history)
+    trained = tmp_lab.folder("trained") / MANIFEST
+    rewrite(trained, {**read_json(trained), "files": describe(trained.parent)})
+    evaluation = tmp_lab.folder("evaluation") / MANIFEST
+    record = read_json(evaluation)
+    rewrite(evaluation, {**record, "inputs": {**record["inputs"], "trained": sha256(trained)}})
+    args = ["run", "--only", "distribute", "--lab-dir", str(tmp_lab.root)]
+    rerun = f"{program('penguins')} run --lab-dir {tmp_lab.root} --only train,evaluate,distribute"
+    message = f"{tmp_lab.history}: optimizer None is not one of ['adam', 'sgd']: run: {rerun}"
+    assert penguins(capsys, *args) == (2, f"penguins run: distribute: {message}\n")
+
+
+# --- the ranks on a worker node: the installed wheel, not the repo ------------------------------
+
+RANKS = """
+import json, sys
+from penguin_classifier import launchers
+from penguin_classifier.distributed_run import distributed_run
+
+def where():  # the rank function: it imports the package in its body, as 06's do
+    import os
+    import penguin_classifier
+    return {"file": penguin_classifier.__file__, "cwd": os.getcwd(),
+            "pythonpath": os.environ.get("PYTHONPATH", "")}
+
+def main(launcher, folder):
+    spark = None
+    if launcher == "TorchDistributor":
+        from penguin_classifier.runtime import local_spark
+        spark = local_spark("worker-node")
+    with distributed_run(spark, folder, launcher, 120):
+        if launcher == "horovod.run":
+            return launchers.HorovodRunner(np=-2).run(where)
+        # Barrier tasks, as on the scale target's workers.
+        distributor = launchers.TorchDistributor(num_processes=2, local_mode=False, use_gpu=False)
+        return distributor.run(where)
+
+if __name__ == "__main__":  # horovod.run starts its processes with multiprocessing's spawn
+    print(json.dumps(main(*sys.argv[1:])))
+"""
+
+
+@pytest.fixture(scope="module")
+def worker_node():
+    """A Python environment as a worker node's, on plain local disk: the wheel the bundle builds
+    installed (no dependencies: the runtime's libraries are this environment's, named by a
+    ``.pth`` file, which puts them after the wheel and leaves the editable install's own
+    ``.pth`` unread); the node's interpreter and its site-packages."""
+    with tempfile.TemporaryDirectory(prefix="penguins-worker-node-") as folder:
+        wheel = library_wheel(Path(folder))
+        venv.create(Path(folder, "node"), with_pip=False)
+        python = Path(folder, "node", "bin", "python")
+        install = ["--python", str(python), "install", "-q", "--no-deps", "--no-index", str(wheel)]
+        subprocess.run([sys.executable, "-m", "pip", *install], check=True, timeout=120)
+        site = Path(
+            subprocess.run(
+                [python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                check=True, capture_output=True, text=True, timeout=60,
+            ).stdout.strip()
+        )  # fmt: skip
+        (site / "runtime.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+        yield python, site
+
+
+@pytest.mark.parametrize(
+    "launcher", [pytest.param("horovod.run", marks=needs_horovod), "TorchDistributor"]
+)
+def test_ranks_in_a_clean_environment_import_the_installed_wheel(worker_node, local_disk, launcher):
+    # Launched as 06 launches (HorovodRunner(np=-2) runs horovod.run here; TorchDistributor
+    # with barrier tasks), from another folder, with no PYTHONPATH: what a worker node has.
+    python, site = worker_node
+    script = local_disk / "ranks.py"
+    script.write_text(RANKS)
+    (local_disk / "lab").mkdir()
+    env = {"PATH": os.environ["PATH"], "HOME": str(local_disk)}
+    env.update({k: v for k, v in os.environ.items() if k == "JAVA_HOME"})
+    result = subprocess.run(
+        [python, script, launcher, str(local_disk / "lab")],
+        cwd=local_disk, env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    rank = json.loads(result.stdout.strip().splitlines()[-1])
+    # Rank 0 imported the wheel's copy, in the node's site-packages: the rank's path held the
+    # node's site-packages (horovod.run: distributed_run's PYTHONPATH, the driver's copy) or
+    # Spark's own zips (a barrier task's), never the repo's notebooks/, nor was it the rank's cwd.
+    assert rank["file"] == str(site / "penguin_classifier" / "__init__.py")
+    assert str(project_root() / "notebooks") not in rank["pythonpath"].split(os.pathsep)
+    assert rank["cwd"] == str(local_disk)
 
 
 # --- real runs: 2 processes on the local SparkSession ---------------------------------------------

@@ -1,5 +1,6 @@
-"""What wraps the launch in notebook 06: workers that can import the lab's code, a timeout that
-stops only this run's Spark jobs and processes, and a failed rank reported in one line.
+"""What wraps the launch in notebook 06: ranks on the driver that can import the lab's code (on
+worker nodes, the job's wheel), a timeout that stops only this run's Spark jobs and processes,
+and a failed rank reported in one line.
 
     with distributed_run(spark, handover.folder, "TorchDistributor", timeout_s) as run:
         result = TorchDistributor(num_processes=2, local_mode=True, use_gpu=False).run(
@@ -14,11 +15,9 @@ the driver raises them as one :class:`PenguinRunError` line. The launchers of
 
 from __future__ import annotations
 
-import importlib
 import os
 import re
 import shutil
-import sys
 import threading
 import time
 import traceback
@@ -85,7 +84,7 @@ def distributed_run(spark, folder: str | os.PathLike, launcher: str, timeout_s: 
     timed_out = f"distributed run did not finish within {timeout_s:.0f} s; stopped"
     start = time.perf_counter()
     try:
-        with importable_by_workers(), spark_job_group(sc) as group:
+        with importable_by_driver_ranks(), spark_job_group(sc) as group:
 
             def watchdog():
                 if not done.wait(timeout_s):
@@ -111,23 +110,21 @@ def distributed_run(spark, folder: str | os.PathLike, launcher: str, timeout_s: 
 
 
 @contextmanager
-def importable_by_workers():
-    """Let fresh worker interpreters import ``penguin_classifier`` wherever it lives.
+def importable_by_driver_ranks():
+    """Let the ranks started on the driver import ``penguin_classifier`` from where this
+    process did: ``PYTHONPATH`` gets the folder holding the package.
 
-    ``PYTHONPATH`` (honoured by TorchDistributor's torchrun and Horovod's processes) gets the
-    folder holding the package, a workspace folder on Databricks; cloudpickle also ships the
-    package's functions by value, for launchers that unpickle before any path is set. (The
-    notebook's own functions go by value anyway: their module, the notebook, is not importable.)
+    Ranks on the driver (``local_mode=true``: torchrun, mpirun) inherit its environment. A
+    notebook run by hand imports the package from its own folder, which only the notebook's
+    ``sys.path`` holds; without this its ranks fail with ``No module named
+    'penguin_classifier'`` (the dev cluster cannot attach the wheel: a bundle's cluster has no
+    ``libraries``). Ranks on worker nodes never see it: they start with the executor's own
+    environment and import the wheel the job's cluster installs on every node (databricks.yml's
+    artifact), as ``test_ranks_in_a_clean_environment_import_the_installed_wheel`` shows.
     """
     package_parent = str(Path(__file__).resolve().parents[1])
     before = os.environ.get("PYTHONPATH")
     os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (package_parent, before) if p)
-    for name in ("cloudpickle", "pyspark.cloudpickle"):
-        try:
-            module = importlib.import_module(name)
-        except ImportError:
-            continue
-        module.register_pickle_by_value(sys.modules[__package__])
     try:
         yield
     finally:

@@ -19,6 +19,7 @@ from torch import nn
 
 from .errors import PenguinInputError
 from .jsonfile import read_json
+from .records import run_again
 
 # The optimizers a learner picks from (notebook 04's widget ``optimizer``): Adam is the lab's.
 OPTIMIZERS = {"adam": torch.optim.Adam, "sgd": torch.optim.SGD}
@@ -51,11 +52,12 @@ def make_optimizer(name: str, params, lr: float) -> torch.optim.Optimizer:
 
 def recorded_optimizer(history_path) -> str:
     """The optimizer notebook 04 trained with, from its ``history.json``: 06 uses the same."""
-    name = read_json(history_path).get("optimizer")
-    if name not in OPTIMIZERS:
+    record = read_json(history_path)
+    name = record.get("optimizer") if isinstance(record, dict) else None
+    if not isinstance(name, str) or name not in OPTIMIZERS:  # a list is no key: TypeError
         raise PenguinInputError(
             f"{history_path}: optimizer {name!r} is not one of {list(OPTIMIZERS)}: "
-            "run 04_train again"
+            f"{run_again('04_train')}"
         )
     return name
 
