@@ -1,7 +1,7 @@
 """``penguins bench distributed``: one process against 2 processes for each backend.
 
 Runs the job's notebooks as ``penguins run`` does, on the lab's data (960 training rows) and on a
-training set oversampled ×200 (48,000 rows) where compute starts to matter, and prints wall time,
+training set oversampled ×100 (24,000 rows) where compute starts to matter, and prints wall time,
 samples/s, start-up overhead and accuracy. One process is notebook 04's training loop (the cell
 that calls ``train``); 2 processes are notebook 06's launch, start-up included.
 """
@@ -38,7 +38,8 @@ def bench_distributed(epochs: int = 100, num_processes: int = 2, log=print) -> l
     rows = []
     # The labs and, beside them, their MLflow store (tracking.local_store): removed afterwards.
     with tempfile.TemporaryDirectory(prefix="penguins-bench-distributed-") as folder:
-        for oversample, data_epochs in ((4, epochs), (200, max(1, epochs // 20))):
+        # x100: the most copies 02_prepare takes; a tenth of the epochs, as many samples.
+        for oversample, data_epochs in ((4, epochs), (100, max(1, epochs // 10))):
             lab = Lab(Path(folder) / f"lab-x{oversample}")
             for run in bench_lab(lab, spark, oversample, data_epochs, backends, num_processes):
                 rows.append(figures(run, oversample, data_epochs))

@@ -393,7 +393,7 @@ def add_bench(sub) -> None:
     )
     mode(
         "distributed",
-        "1 process against 2 per backend, on the lab's data and on a x200 training set",
+        "1 process against 2 per backend, on the lab's data and on a x100 training set",
         cmd_bench_distributed,
         epochs,
     )
