@@ -30,8 +30,9 @@ ROWS = [
 
 @pytest.fixture
 def model_uri(record):
-    """The model the session's job logged (04_train) and registered as champion (05_evaluate)."""
-    return record["model_uri"]
+    """The version the session's job registered as champion (05_evaluate). Other tests register
+    versions of their own, and one may be champion by now: a test comparing answers names it."""
+    return f"models:/{record['registered_model']}/{record['version']}"
 
 
 def write_csv(path: Path, rows: list[str], header: str = HEADER) -> str:
@@ -58,7 +59,7 @@ def test_scoring_writes_predictions_and_counts_incomplete_rows(
     model_uri, tmp_lab, tmp_path, capsys
 ):
     source = write_csv(tmp_path / "in.csv", ROWS)
-    assert main(score(tmp_lab, source, tmp_path / "scored")) == 0
+    assert main(score(tmp_lab, source, tmp_path / "scored", f"model={model_uri}")) == 0
     out = capsys.readouterr().out
     # 5 rows, 2 with a missing measurement; of the 3 labelled and scored, 2 are right.
     assert "5 rows: 3 scored (Adelie 1, Gentoo 1, Chinstrap 1), 2 incomplete (not scored)" in out
