@@ -30,8 +30,9 @@ from .errors import PenguinRunError
 
 RANK_VARIABLES = ("RANK", "HOROVOD_RANK", "OMPI_COMM_WORLD_RANK")
 ERROR_LINE = re.compile(r"^([A-Za-z_][\w.]*(Error|Exception|Interrupt|Exit))(: .*)?$")
-# What the other ranks raise once one rank failed: Horovod shuts down their collectives.
-CONSEQUENCE = "HorovodInternalError"
+# What the other ranks raise once one rank failed: Horovod shuts down their collectives; gloo
+# loses the peer of their collective (torch 2.3 to 2.7, as on the 15.4 to 17.3 LTS ML runtimes).
+CONSEQUENCES = ("HorovodInternalError", "Connection closed by peer")
 
 
 @dataclass
@@ -184,7 +185,7 @@ def rank_error(folder: Path, error: BaseException) -> str:
     """One line for a failed run: the ranks' own error lines (the cause, not the other ranks'
     consequence), else the launcher's last error line."""
     lines = [p.read_text().strip() for p in sorted(folder.glob("rank-*.error"))]
-    causes = [line for line in lines if CONSEQUENCE not in line]
+    causes = [line for line in lines if not any(c in line for c in CONSEQUENCES)]
     if causes or lines:
         return "; ".join(causes or lines)
     found = [

@@ -116,8 +116,11 @@ def load_pyfunc(model_uri: str):
             reason = f"its files are gone from {artifact_location(model_uri)}"
         raise PenguinInputError(f"model {model_uri}: {reason}") from None
     except OSError as error:  # one of its files is missing or unreadable
-        if error.filename is None:
-            raise
+        if error.filename is None:  # MLflow 2.13: the whole folder is gone, named in the message
+            if not str(error).startswith("No such file or directory"):
+                raise
+            reason = f"its files are gone from {artifact_location(model_uri)}"
+            raise PenguinInputError(f"model {model_uri}: {reason}") from None
         raise PenguinInputError(f"model {model_uri}: {error.strerror}: {error.filename}") from None
     return model, model.unwrap_python_model().spec
 

@@ -44,6 +44,10 @@ def make_optimizer(name: str, params, lr: float) -> torch.optim.Optimizer:
     """The optimizer ``name`` of :data:`OPTIMIZERS` at ``lr``, with the fused kernel where this
     torch has one for the device, else the default one."""
     params = list(params)
+    # torch < 2.4 has no fused kernels on the CPU, yet its SGD takes fused=True there and fails at
+    # its first step (torch 2.3.1: Databricks Runtime 15.4 LTS ML).
+    if torch.__version__ < "2.4" and params[0].device.type == "cpu":
+        return OPTIMIZERS[name](params, lr=lr)
     try:
         return OPTIMIZERS[name](params, lr=lr, fused=True)
     except (RuntimeError, TypeError, ValueError):
