@@ -11,14 +11,16 @@ Every refusal is MLflow's own JSON error (``{"error_code": ..., "message": ...}`
   body that is not UTF-8 (MLflow 2 answers 500).
 
 :class:`BodyGuard` is the ASGI middleware for MLflow 3's FastAPI app; :func:`guard_flask` adds
-the same checks to MLflow 2's Flask app as hooks (werkzeug's socket timeout is the body timeout
-there: :class:`serving.LocalServer` sets it).
+the same checks to MLflow 2's Flask app: :class:`WsgiBodyGuard` in front of it, and hooks
+(werkzeug's socket timeout bounds each read there: :class:`serving.LocalServer` sets it).
 """
 
 from __future__ import annotations
 
 import asyncio
+import io
 import json
+import time
 
 from .features import MEASUREMENT, MEASUREMENTS
 
@@ -164,40 +166,76 @@ def refusal(status: int, message: str):
 
 
 def guard_flask(app, max_body_bytes: int, body_seconds: float):
-    """MLflow 2's Flask ``app`` with the same checks: Flask's own body limit, error handlers and
-    a hook before MLflow's view. A body read that times out (werkzeug's socket timeout,
-    ``body_seconds``) raises werkzeug's ClientDisconnected (a 400) from a TimeoutError."""
+    """MLflow 2's Flask ``app`` with the same checks: :class:`WsgiBodyGuard` reads the body in
+    front of Flask, error handlers and a hook before MLflow's view do the rest."""
     import flask
-    from werkzeug.exceptions import ClientDisconnected
-
-    # werkzeug refuses a Content-Length over the limit, but reads a chunked body up to it and
-    # stops there without a word: a byte more than the limit read says the body is over it.
-    app.config["MAX_CONTENT_LENGTH"] = max_body_bytes + 1
 
     def refuse(status: int, message: str):
-        return flask.jsonify(error(message)), status, CLOSE if status in (408, 413) else {}
+        return flask.jsonify(error(message)), status
 
-    def large(_):
-        return refuse(413, too_large(flask.request.content_length, max_body_bytes))
-
-    def cut_off(error):
-        timed_out = isinstance(error.__context__, TimeoutError)
-        return refuse(408, too_slow(body_seconds)) if timed_out else error
-
-    app.register_error_handler(413, large)
-    app.register_error_handler(ClientDisconnected, cut_off)
+    app.wsgi_app = WsgiBodyGuard(app.wsgi_app, max_body_bytes, body_seconds)
     app.register_error_handler(RecursionError, lambda _: refuse(400, NESTED))
     app.register_error_handler(UnicodeDecodeError, lambda _: refuse(400, NOT_UTF8))
 
     @app.before_request
     def check():
         if flask.request.method == "POST":
-            body = flask.request.get_data()
-            if len(body) > max_body_bytes:
-                return large(None)
-            problem = request_problem(flask.request.content_type, body)
+            problem = request_problem(flask.request.content_type, flask.request.get_data())
             if problem:
                 return refuse(*problem)
         return None
 
     return app
+
+
+class WsgiBodyGuard:
+    """WSGI middleware in front of MLflow 2's Flask ``app``: reads each POST's body itself,
+    counting the bytes as they arrive, at most ``max_body_bytes`` within ``body_seconds``, then
+    hands the app the body, whatever werkzeug's version (2.2 reads a chunked body past Flask's
+    ``MAX_CONTENT_LENGTH``). Its server must time out a socket read after ``body_seconds``, as
+    :class:`serving.LocalServer`'s does: werkzeug raises that TimeoutError, or ClientDisconnected
+    from it."""
+
+    def __init__(self, app, max_body_bytes: int, body_seconds: float):
+        self.app, self.max_body_bytes, self.body_seconds = app, max_body_bytes, body_seconds
+
+    def __call__(self, environ, start_response):
+        if environ["REQUEST_METHOD"] == "POST":
+            got = self.read(environ)
+            if not isinstance(got, bytes):
+                return got(environ, start_response)
+            environ["wsgi.input"], environ["CONTENT_LENGTH"] = io.BytesIO(got), str(len(got))
+            environ.pop("HTTP_TRANSFER_ENCODING", None)
+            environ.pop("wsgi.input_terminated", None)
+        return self.app(environ, start_response)
+
+    def read(self, environ):
+        """The whole body, or the refusal to answer instead."""
+        from werkzeug.exceptions import ClientDisconnected
+        from werkzeug.wsgi import get_content_length, get_input_stream
+
+        limit, length = self.max_body_bytes, get_content_length(environ)
+        if length is not None and length > limit:
+            return wsgi_refusal(413, too_large(length, limit))
+        stream = get_input_stream(environ)  # held to its Content-Length, or dechunked
+        chunks, size = [], 0
+        deadline = time.monotonic() + self.body_seconds
+        try:
+            while chunk := stream.read(min(65536, limit + 1 - size)):
+                chunks.append(chunk)
+                size += len(chunk)
+                if size > limit:
+                    return wsgi_refusal(413, too_large(None, limit))
+                if time.monotonic() > deadline:
+                    raise TimeoutError
+        except (TimeoutError, ClientDisconnected):  # a client gone gets the answer too
+            return wsgi_refusal(408, too_slow(self.body_seconds))
+        return b"".join(chunks)
+
+
+def wsgi_refusal(status: int, message: str):
+    """MLflow's JSON error as a werkzeug response that closes the connection (the body is left
+    unread)."""
+    from werkzeug.wrappers import Response
+
+    return Response(json.dumps(error(message)), status, CLOSE, mimetype="application/json")
