@@ -7,7 +7,6 @@ import errno
 import http.client
 import json
 import logging
-import re
 import socket
 import statistics
 import threading
@@ -88,6 +87,10 @@ def predict_endpoint(name: str, profile: str | None, penguin) -> tuple[str, dict
     except ValueError as e:  # no host, no credentials, an unknown profile
         raise PenguinInputError(f"not signed in: {one_line(e)}") from None
     host = w.config.host
+    # The last HTTP answer the SDK got: for one that is not the API's JSON, its error's wording
+    # differs by version (databricks-sdk 0.20 and 0.30: no status; 0.167: a debug dump).
+    answers = []
+    sdk_session(w).hooks["response"].append(lambda response, **_: answers.append(response))
     try:
         answer = ask_endpoint(w, name, [penguin.frame().iloc[0].to_dict()])[0]
     except errors.Unauthenticated as e:
@@ -107,11 +110,10 @@ def predict_endpoint(name: str, profile: str | None, penguin) -> tuple[str, dict
         gave_up = f"gave up after {time.monotonic() - start:.0f} s"
         raise PenguinInputError(f"cannot reach {host} ({gave_up}): {one_line(cause)}") from None
     except errors.DatabricksError as e:
-        # The SDK's words for an error whose body is not JSON (a proxy's page, HTML): its message
-        # holds the whole body; the status line is enough.
-        if str(e).startswith("unable to parse response"):
-            status = re.search(r"^< (\d{3}.*)$", str(e), re.MULTILINE)
-            code = f"HTTP {status[1]}" if status else "an error"
+        # An error whose body is not JSON (a proxy's page, HTML): the status line is enough.
+        last = answers[-1] if answers else None
+        if last is not None and not last.ok and not is_json(last):
+            code = f"HTTP {last.status_code} {last.reason}".strip()
             raise PenguinInputError(f"{host} answered {code}, a body that is not JSON") from None
         raise PenguinInputError(f"endpoint {name} answered: {one_line(e)}") from None
     probabilities = {
@@ -120,6 +122,20 @@ def predict_endpoint(name: str, profile: str | None, penguin) -> tuple[str, dict
         if k.startswith("probability_")
     }
     return answer["species"], probabilities
+
+
+def sdk_session(w):
+    """The ``requests.Session`` a ``WorkspaceClient`` sends with: ``api_client._session`` in
+    databricks-sdk 0.20 and 0.30, ``api_client._api_client._session`` in newer ones."""
+    return getattr(w.api_client, "_api_client", w.api_client)._session
+
+
+def is_json(response) -> bool:
+    try:
+        response.json()
+    except ValueError:  # requests' JSONDecodeError is one
+        return False
+    return True
 
 
 def load_run(url: str, body: bytes, clients: int, seconds: float, max_requests: int) -> dict:
