@@ -6,8 +6,8 @@ scoring, serving) has only what 03 committed, not that cell. So 03 saves the net
 program: ``torch.jit.script`` compiles the class's ``forward`` into TorchScript and
 ``torch.jit.save`` writes it with the weights (``network.pt``, beside ``config.json``);
 :func:`load_model` rebuilds it with ``torch.jit.load`` and no Python class at all, then loads the
-weights to use (03's initial ones, 04's or 06's trained ones) with ``torch.load(...,
-weights_only=True)``.
+weights to use (03's initial ones, 04's or 06's trained ones) safely, with
+``torch.load(path, weights_only=True)``.
 
 Why TorchScript: the program is trainable (parameters, ``backward``, any optimizer, DDP and
 Horovod's ``DistributedOptimizer``, which read ``named_parameters``) and loads on torch 2.3.1
